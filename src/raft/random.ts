@@ -1,0 +1,28 @@
+// A small seeded generator (mulberry32). The core never touches Math.random:
+// the same seed gives the same election timeouts, so a simulation replays exactly.
+
+export interface RandomSource {
+  /** An integer in [0, maxExclusive). */
+  nextInt(maxExclusive: number): number;
+}
+
+export class SeededRandom implements RandomSource {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  nextInt(maxExclusive: number): number {
+    return Math.floor(this.next() * maxExclusive);
+  }
+}
