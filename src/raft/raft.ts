@@ -1,10 +1,10 @@
 import { assert } from './assert.js';
 import { validateConfig, type RaftConfig, type RaftConfigInput } from './config.js';
-import { Progress } from './progress.js';
-import { committedIndex, hasQuorum, voteResult } from './quorum.js';
+import type { Progress } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnly, type PendingRead } from './read-only.js';
 import { LogCompactedError } from './storage.js';
+import { ProgressTracker } from './tracker.js';
 import {
   ACCEPTED,
   EMPTY_BYTES,
@@ -59,10 +59,8 @@ export class Raft {
   role: Role = 'follower';
   readonly log: RaftLog;
 
-  /** Members and what the leader knows of their logs. Holds every voter and learner (self included). */
-  progress = new Map<NodeId, Progress>();
-  voters: NodeId[] = [];
-  learners: NodeId[] = [];
+  /** Members and what the leader knows of their logs (self included). */
+  readonly tracker: ProgressTracker;
   isLearner = false;
 
   private votes = new Map<NodeId, boolean>();
@@ -88,6 +86,7 @@ export class Raft {
     this.id = this.config.id;
     this.log = new RaftLog(this.config.storage, this.config.maxCommittedSizePerReadyBytes);
     this.readOnly = new ReadOnly(this.config.maxPendingReads);
+    this.tracker = new ProgressTracker(this.config.maxInflightMsgs, this.config.maxInflightBytes);
     const { hardState, confState } = this.config.storage.initialState();
     this.applyConfState(confState);
     if (hardState.term !== 0 || hardState.commit !== 0) this.loadHardState(hardState);
@@ -110,12 +109,12 @@ export class Raft {
   }
 
   confState(): ConfState {
-    return { voters: this.voters.slice(), learners: this.learners.slice() };
+    return this.tracker.confState();
   }
 
   /** A member that may campaign: a voter in its own config, with no snapshot waiting to be persisted. */
   promotable(): boolean {
-    return this.voters.includes(this.id) && this.log.unstable.snapshot === undefined;
+    return this.tracker.isVoter(this.id) && this.log.unstable.snapshot === undefined;
   }
 
   // ---- sending -------------------------------------------------------------
@@ -137,7 +136,7 @@ export class Raft {
 
   /** Sends an append (or a snapshot when the follower needs compacted entries). Returns whether anything was sent. */
   sendAppend(to: NodeId, sendIfEmpty = true): boolean {
-    const pr = this.progress.get(to);
+    const pr = this.tracker.progress.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
@@ -176,7 +175,7 @@ export class Raft {
   }
 
   private sendHeartbeat(to: NodeId, readRound: number | undefined): void {
-    const pr = this.progress.get(to);
+    const pr = this.tracker.progress.get(to);
     assert(pr, () => `heartbeat to unknown ${to}`);
     // Never tell a follower to commit past what it is known to have.
     const commit = Math.min(pr.match, this.log.committed);
@@ -184,12 +183,12 @@ export class Raft {
   }
 
   broadcastAppend(): void {
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
+    for (const id of this.tracker.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
   private broadcastHeartbeat(): void {
     const round = this.readOnly.currentRoundId();
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendHeartbeat(id, round);
+    for (const id of this.tracker.progress.keys()) if (id !== this.id) this.sendHeartbeat(id, round);
   }
 
   // ---- role transitions ------------------------------------------------------
@@ -205,12 +204,7 @@ export class Raft {
     this.randomizedElectionTimeout = this.config.electionTicks + this.config.random.nextInt(this.config.electionTicks);
     this.leadTransferee = NONE;
     this.votes.clear();
-    const next = this.log.lastIndex() + 1;
-    for (const [id, old] of this.progress) {
-      const pr = new Progress(next, old.isLearner, this.config.maxInflightMsgs, this.config.maxInflightBytes);
-      if (id === this.id) pr.match = this.log.lastStableIndex();
-      this.progress.set(id, pr);
-    }
+    this.tracker.resetAll(this.log.lastIndex() + 1, this.id, this.log.lastStableIndex());
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.readOnly.reset();
@@ -243,7 +237,7 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.role = 'leader';
-    const self = this.progress.get(this.id);
+    const self = this.tracker.progress.get(this.id);
     assert(self, 'a leader is in its own config');
     self.becomeReplicate();
     // Conf changes wait until everything before this term is applied (etcd's guard
@@ -286,9 +280,7 @@ export class Raft {
 
   /** CheckQuorum: a leader that has not heard from a quorum since the last round steps down. */
   private checkQuorum(): void {
-    const active = hasQuorum(this.voters, (id) => id === this.id || (this.progress.get(id)?.recentActive ?? false));
-    for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
-    if (!active) this.becomeFollower(this.term, NONE);
+    if (!this.tracker.quorumActiveSinceLastCheck(this.id)) this.becomeFollower(this.term, NONE);
   }
 
   // ---- elections -----------------------------------------------------------------
@@ -323,7 +315,7 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
-    for (const id of this.voters) {
+    for (const id of this.tracker.voters) {
       if (id === this.id) continue;
       this.send({
         type,
@@ -338,7 +330,7 @@ export class Raft {
 
   private poll(id: NodeId, granted: boolean): 'won' | 'lost' | 'pending' {
     if (!this.votes.has(id)) this.votes.set(id, granted);
-    return voteResult(this.voters, this.votes);
+    return this.tracker.voteResult(this.votes);
   }
 
   // ---- step ------------------------------------------------------------------------
@@ -411,7 +403,7 @@ export class Raft {
         this.startTransfer(m.from);
         return;
     }
-    const pr = this.progress.get(m.from);
+    const pr = this.tracker.progress.get(m.from);
     if (!pr) return; // not a member (any more)
     switch (m.type) {
       case 'appResp':
@@ -590,7 +582,7 @@ export class Raft {
 
   proposeOnLeader(entries: readonly Entry[]): ProposalResult {
     assert(entries.length > 0, 'empty proposal');
-    if (!this.progress.has(this.id)) return rejected('not-a-member');
+    if (!this.tracker.progress.has(this.id)) return rejected('not-a-member');
     if (this.leadTransferee !== NONE) return rejected('transferring-leadership');
     const confChanges = entries.filter((e) => e.type === 'confChange').length;
     if (confChanges > 0 && (confChanges > 1 || this.pendingConfIndex > this.log.applied)) {
@@ -612,13 +604,13 @@ export class Raft {
   /** The application has durably stored entries up to lastStable: a leader may now count itself. */
   onStable(): void {
     if (this.role !== 'leader') return;
-    const self = this.progress.get(this.id);
+    const self = this.tracker.progress.get(this.id);
     if (self && self.maybeUpdate(this.log.lastStableIndex()) && this.maybeCommit()) this.broadcastAppend();
   }
 
   /** Leader: commit whatever a quorum of voters has durably stored, if it is of this term. */
   maybeCommit(): boolean {
-    const index = committedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+    const index = this.tracker.committed();
     const firstOfTerm = !this.committedInCurrentTerm();
     if (!this.log.maybeCommit(index, this.term)) return false;
     if (firstOfTerm) this.releaseReadsBeforeFirstCommit();
@@ -651,7 +643,7 @@ export class Raft {
       this.readsBeforeFirstCommit.push(read);
       return true;
     }
-    if (this.voters.length === 1 && this.voters[0] === this.id) {
+    if (this.tracker.voters.length === 1 && this.tracker.isVoter(this.id)) {
       // No one else can be leader: our commit index is current.
       this.answerRead(read, this.log.committed);
       return true;
@@ -664,13 +656,13 @@ export class Raft {
   private maybeStartReadRound(): void {
     const round = this.readOnly.maybeStartRound(this.log.committed, this.id);
     if (round === undefined) return;
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendHeartbeat(id, round);
+    for (const id of this.tracker.progress.keys()) if (id !== this.id) this.sendHeartbeat(id, round);
     this.handleReadAck(makeMessage({ type: 'heartbeatResp', from: this.id, readRound: round }));
   }
 
   private handleReadAck(m: Message): void {
     const acks = this.readOnly.ack(m.from, m.readRound);
-    if (!acks || !hasQuorum(this.voters, (id) => acks.has(id))) return;
+    if (!acks || !this.tracker.hasQuorum((id) => acks.has(id))) return;
     const done = this.readOnly.completeRound();
     if (done) for (const read of done.reads) this.answerRead(read, done.index);
     this.maybeStartReadRound();
@@ -695,7 +687,7 @@ export class Raft {
   }
 
   private startTransfer(target: NodeId): void {
-    const pr = this.progress.get(target);
+    const pr = this.tracker.progress.get(target);
     if (!pr || pr.isLearner || target === this.id || target === this.leadTransferee) return;
     this.leadTransferee = target;
     // The transfer must finish within one election timeout or it is abandoned (tickHeartbeat).
@@ -707,15 +699,16 @@ export class Raft {
   // ---- membership ----------------------------------------------------------------------------------
 
   applyConfChange(cc: ConfChange): ConfState {
-    const voters = this.voters.filter((id) => id !== cc.nodeId);
-    const learners = this.learners.filter((id) => id !== cc.nodeId);
+    const { voters: current } = this.tracker;
+    const voters = current.filter((id) => id !== cc.nodeId);
+    const learners = this.tracker.learners.filter((id) => id !== cc.nodeId);
     switch (cc.type) {
       case 'addNode':
         voters.push(cc.nodeId);
         break;
       case 'addLearner':
         // Demoting a voter in one step could leave no quorum: adding a voter as learner is ignored.
-        if (this.voters.includes(cc.nodeId)) return this.confState();
+        if (current.includes(cc.nodeId)) return this.confState();
         learners.push(cc.nodeId);
         break;
       case 'removeNode':
@@ -726,25 +719,15 @@ export class Raft {
   }
 
   private applyConfState(cs: ConfState): void {
-    const next = this.log.lastIndex() + 1;
-    const members = new Map<NodeId, Progress>();
-    for (const id of [...cs.voters, ...cs.learners]) {
-      const isLearner = !cs.voters.includes(id);
-      const pr = this.progress.get(id) ?? new Progress(next, isLearner, this.config.maxInflightMsgs, this.config.maxInflightBytes);
-      pr.isLearner = isLearner;
-      members.set(id, pr);
-    }
-    this.progress = members;
-    this.voters = [...cs.voters];
-    this.learners = [...cs.learners];
-    this.isLearner = this.learners.includes(this.id);
+    this.tracker.applyConfState(cs, this.log.lastIndex() + 1);
+    this.isLearner = this.tracker.isLearner(this.id);
     if (this.role !== 'leader') return;
-    if (!this.voters.includes(this.id)) {
+    if (!this.tracker.isVoter(this.id)) {
       // A removed leader steps down; the others elect a new one after an election timeout.
       this.becomeFollower(this.term, NONE);
       return;
     }
-    if (this.leadTransferee !== NONE && !this.voters.includes(this.leadTransferee)) this.leadTransferee = NONE;
+    if (this.leadTransferee !== NONE && !this.tracker.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
     // The quorum changed: something may now be committed, and new members need the log.
     this.maybeCommit();
     this.broadcastAppend();

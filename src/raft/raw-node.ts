@@ -93,7 +93,7 @@ export class RawNode {
   step(m: Message): boolean {
     if (!PEER_MESSAGE_TYPES.has(m.type) || m.to !== this.raft.id) return false;
     // An answer from a member we no longer know is stale.
-    if (RESPONSE_TYPES.has(m.type) && !this.raft.progress.has(m.from)) return false;
+    if (RESPONSE_TYPES.has(m.type) && !this.raft.tracker.progress.has(m.from)) return false;
     this.raft.step(m);
     return true;
   }
@@ -175,7 +175,7 @@ export class RawNode {
     let progress: Map<NodeId, ProgressStatus> | undefined;
     if (r.role === 'leader') {
       progress = new Map();
-      for (const [id, pr] of r.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner });
+      for (const [id, pr] of r.tracker.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner });
     }
     return {
       id: r.id,
