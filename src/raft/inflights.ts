@@ -17,7 +17,8 @@ export class Inflights {
   ) {}
 
   add(lastIndex: LogIndex, bytes: number): void {
-    assert(!this.full(), 'inflights: add while full');
+    // No check for full here: after a heartbeat answer the leader sends one append past a
+    // full window (see Progress.paused), so the count may exceed the limit by one per round.
     assert(this.indexes.length === 0 || lastIndex > this.indexes[this.indexes.length - 1], 'inflights: indexes must increase');
     this.indexes.push(lastIndex);
     this.sizes.push(bytes);

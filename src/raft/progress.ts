@@ -20,8 +20,12 @@ export class Progress {
   pendingSnapshot: LogIndex = 0;
   /** Heard from since the last CheckQuorum round. New members start active so they are not counted against the leader at once. */
   recentActive = true;
-  /** In the probe state, an append was sent and we wait for its answer (or a heartbeat answer). */
-  probeSent = false;
+  /**
+   * No more appends until an answer: in the probe state, one append is out; in the
+   * replicate state, the in-flight window is full. A heartbeat answer clears it, so
+   * that a window filled by appends that were all lost cannot stall the follower.
+   */
+  paused = false;
   readonly inflights: Inflights;
 
   constructor(
@@ -35,7 +39,7 @@ export class Progress {
   }
 
   private resetState(state: ProgressState): void {
-    this.probeSent = false;
+    this.paused = false;
     this.pendingSnapshot = 0;
     this.state = state;
     this.inflights.reset();
@@ -68,15 +72,23 @@ export class Progress {
     if (this.match < index) {
       this.match = index;
       updated = true;
-      this.probeSent = false;
+      this.paused = false;
     }
     this.next = Math.max(this.next, index + 1);
     return updated;
   }
 
-  /** An append up to index was sent in the replicate state. */
-  optimisticUpdate(index: LogIndex): void {
-    this.next = index + 1;
+  /** An append of entries up to lastIndex (payload bytes) was sent in the replicate state. */
+  sentAppend(lastIndex: LogIndex, bytes: number): void {
+    this.next = lastIndex + 1;
+    this.inflights.add(lastIndex, bytes);
+    this.paused = this.inflights.full();
+  }
+
+  /** The follower acknowledged up to index in the replicate state: free the window up to it. */
+  freeAcked(index: LogIndex): void {
+    this.inflights.freeLE(index);
+    this.paused = this.inflights.full();
   }
 
   /**
@@ -92,16 +104,16 @@ export class Progress {
     }
     if (this.next - 1 !== rejected) return false;
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
-    this.probeSent = false;
+    this.paused = false;
     return true;
   }
 
   isPaused(): boolean {
     switch (this.state) {
       case 'probe':
-        return this.probeSent;
+        return this.paused;
       case 'replicate':
-        return this.inflights.full();
+        return this.paused;
       case 'snapshot':
         return true;
     }

@@ -155,10 +155,9 @@ export class Raft {
     if (entries.length > 0) {
       const last = entries[entries.length - 1].index;
       if (pr.state === 'replicate') {
-        pr.optimisticUpdate(last);
-        pr.inflights.add(last, payloadBytes(entries));
+        pr.sentAppend(last, payloadBytes(entries));
       } else {
-        pr.probeSent = true;
+        pr.paused = true;
       }
     }
     return true;
@@ -336,6 +335,11 @@ export class Raft {
   // ---- step ------------------------------------------------------------------------
 
   step(m: Message): void {
+    if ((m.type === 'voteResp' || m.type === 'preVoteResp') && this.role !== 'leader') {
+      // Whatever its term or answer, a voter tells us how far it knows the log is
+      // committed (capped to our last index, with that entry's term).
+      this.learnCommit(m.commit, m.logTerm);
+    }
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
         // Leader lease: while we hear from a leader, a candidate cannot unseat it.
@@ -380,15 +384,36 @@ export class Raft {
       (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
     // A learner is not part of any quorum: it never grants a vote.
+    const commitInfo = this.commitInfoFor(m.index);
     if (canVote && !this.isLearner && this.log.isUpToDate(m.index, m.logTerm)) {
-      this.send({ type: respType, to: m.from, term: m.term });
+      this.send({ type: respType, to: m.from, term: m.term, ...commitInfo });
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
     } else {
-      this.send({ type: respType, to: m.from, term: this.term, reject: true });
+      this.send({ type: respType, to: m.from, term: this.term, reject: true, ...commitInfo });
     }
+  }
+
+  /**
+   * What a vote answer tells the candidate of our commit index: the index
+   * min(committed, candidate's last index) and our term there. An entry is
+   * committed for everyone once it is committed anywhere, and a log holding the
+   * same (index, term) holds the same entries up to it, so the candidate may
+   * commit that far. This matters when the leader removed itself: the members
+   * left may not have heard that the removal committed, and until they apply it
+   * their config still needs the removed member's vote, which it may refuse
+   * (its log can be longer than theirs). Learning the commit lets them apply it.
+   */
+  private commitInfoFor(candidateLastIndex: LogIndex): { commit: LogIndex; logTerm: Term } | Record<string, never> {
+    const commit = Math.min(this.log.committed, candidateLastIndex);
+    const term = this.log.term(commit);
+    return commit > 0 && term !== undefined ? { commit, logTerm: term } : {};
+  }
+
+  private learnCommit(commit: LogIndex, term: Term): void {
+    if (commit > this.log.committed && this.log.matchTerm(commit, term)) this.log.commitTo(commit);
   }
 
   private stepLeader(m: Message): void {
@@ -413,7 +438,7 @@ export class Raft {
         return;
       case 'heartbeatResp':
         pr.recentActive = true;
-        pr.probeSent = false;
+        pr.paused = false;
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         this.handleReadAck(m);
         return;
@@ -422,7 +447,7 @@ export class Raft {
         if (m.reject) pr.pendingSnapshot = 0;
         pr.becomeProbe();
         // Wait for the follower's next answer before probing it again.
-        pr.probeSent = true;
+        pr.paused = true;
         return;
       case 'unreachable':
         if (pr.state === 'replicate') pr.becomeProbe();
@@ -449,7 +474,7 @@ export class Raft {
       pr.becomeProbe();
       pr.becomeReplicate();
     } else if (pr.state === 'replicate') {
-      pr.inflights.freeLE(m.index);
+      pr.freeAcked(m.index);
     }
     // A new commit index goes out at once (followers serve reads that wait on it).
     if (this.maybeCommit()) this.broadcastAppend();
@@ -721,6 +746,11 @@ export class Raft {
   private applyConfState(cs: ConfState): void {
     this.tracker.applyConfState(cs, this.log.lastIndex() + 1);
     this.isLearner = this.tracker.isLearner(this.id);
+    if ((this.role === 'candidate' || this.role === 'preCandidate') && !this.tracker.isVoter(this.id)) {
+      // A candidate that learned (from a vote answer) of its own removal stops campaigning.
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
     if (this.role !== 'leader') return;
     if (!this.tracker.isVoter(this.id)) {
       // A removed leader steps down; the others elect a new one after an election timeout.

@@ -170,6 +170,11 @@ export class RawNode {
     r.onStable();
   }
 
+  /** The term of the entry at index in this member's log (persisted or not), or undefined when compacted or past the end. */
+  logTerm(index: LogIndex): number | undefined {
+    return this.raft.log.term(index);
+  }
+
   status(): Status {
     const r = this.raft;
     let progress: Map<NodeId, ProgressStatus> | undefined;

@@ -101,6 +101,7 @@ export const PEER_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>
  * - appResp: `index` is the follower's last matching index (or, when `reject`, the rejected
  *   probe index with `rejectHint`/`logTerm` pointing at where the leader should try next).
  * - vote/preVote: `index`/`logTerm` are the candidate's last entry.
+ * - voteResp/preVoteResp: `commit`/`logTerm` name an entry the voter knows is committed (see Raft.commitInfoFor).
  * - heartbeat: `commit` is min(leader commit, follower match); `readRound` names a ReadIndex round.
  * - readIndex/readIndexResp: `context` is the application's request tag; resp `index` is the read index.
  * - snapStatus: `reject` true means the snapshot failed to arrive.

@@ -135,7 +135,22 @@ describe('Progress and Inflights', () => {
     pr.maybeUpdate(4);
     pr.becomeReplicate();
     expect(pr.maybeDecrTo(3, 0)).toBe(false);
-    pr.inflights.add(6, 10);
+    pr.sentAppend(6, 10);
+    expect(pr.next).toBe(7);
+    expect(pr.isPaused()).toBe(true);
+    pr.freeAcked(6);
+    expect(pr.isPaused()).toBe(false);
+  });
+
+  it('a heartbeat answer lets one append past a full window (its appends may all be lost)', () => {
+    const pr = new Progress(1, false, 1, 0);
+    pr.maybeUpdate(4);
+    pr.becomeReplicate();
+    pr.sentAppend(6, 10);
+    expect(pr.isPaused()).toBe(true);
+    pr.paused = false; // what the leader does on a heartbeat answer
+    pr.sentAppend(7, 10);
+    expect(pr.inflights.count()).toBe(2);
     expect(pr.isPaused()).toBe(true);
   });
 
