@@ -1,0 +1,51 @@
+// Operating errors of the peer transport, in one table: code, HTTP status, message.
+// The codes are the ones shared/API.md lists for the client API, so a peer that
+// logs or relays one of these speaks the same language.
+// TODO(cairn): make these subclasses of CairnError once src/errors.ts exists.
+
+/** Why a peer request was refused. Every refusal answers with exactly one of these. */
+export const PEER_REFUSALS = {
+  wrongCluster: { code: 'PermissionDenied', statusCode: 403, message: 'cluster token does not match this cluster' },
+  unknownSender: { code: 'PermissionDenied', statusCode: 403, message: 'sender is not a member of this cluster' },
+  wrongReceiver: { code: 'PermissionDenied', statusCode: 403, message: 'request is addressed to another member' },
+  malformedBody: { code: 'InvalidArgument', statusCode: 400, message: 'malformed message batch' },
+  malformedSnapshot: { code: 'InvalidArgument', statusCode: 400, message: 'malformed snapshot request' },
+  bodyTooLarge: { code: 'TooLarge', statusCode: 413, message: 'request body is larger than allowed' },
+  unsupportedMediaType: { code: 'InvalidArgument', statusCode: 415, message: 'body must be application/octet-stream' },
+  snapshotFailed: { code: 'Unavailable', statusCode: 503, message: 'the snapshot could not be installed' },
+} as const;
+
+export type PeerRefusal = keyof typeof PEER_REFUSALS;
+
+/** Bytes that claim to be a batch of Raft messages are not one. Never reaches the Raft core. */
+export class MalformedMessageError extends Error {
+  override readonly name = 'MalformedMessageError';
+  readonly code = 'InvalidArgument';
+  readonly statusCode = 400;
+}
+
+/** A snapshot body was longer than the receiver allows. */
+export class SnapshotTooLargeError extends Error {
+  override readonly name = 'SnapshotTooLargeError';
+  readonly code = 'TooLarge';
+  readonly statusCode = 413;
+  constructor(readonly maxSnapshotBytes: number) {
+    super(`snapshot body exceeds ${maxSnapshotBytes} bytes`);
+  }
+}
+
+/** A peer URL that the transport cannot send to (not http: or https:, or not a URL at all). */
+export class InvalidPeerUrlError extends Error {
+  override readonly name = 'InvalidPeerUrlError';
+  readonly code = 'InvalidArgument';
+  readonly statusCode = 400;
+}
+
+/** A peer request took longer than its deadline; the transport abandoned it. */
+export class PeerRequestTimeoutError extends Error {
+  override readonly name = 'PeerRequestTimeoutError';
+  readonly code = 'Timeout';
+  constructor(readonly timeoutMs: number) {
+    super(`peer request timed out after ${timeoutMs} ms`);
+  }
+}

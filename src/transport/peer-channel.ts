@@ -1,0 +1,353 @@
+// Everything sent to one peer: its queue, its one request in flight, its one snapshot
+// in flight, and its connections.
+
+import { Readable } from 'node:stream';
+import { Client, type Dispatcher } from 'undici';
+import type { Message, NodeId } from '../raft/types.js';
+import { encodeMessages, estimateMessageBytes, withoutSnapshotData } from './codec.js';
+import { InvalidPeerUrlError, PeerRequestTimeoutError } from './errors.js';
+import { MessageQueue } from './message-queue.js';
+import {
+  HEADER_CLUSTER,
+  HEADER_FROM,
+  HEADER_MESSAGE,
+  HEADER_TO,
+  MESSAGES_PATH,
+  PEER_CONTENT_TYPE,
+  SNAPSHOT_PATH,
+} from './peer-protocol.js';
+import { RateLimiter, type PeerStats, type TransportCallbacks, type TransportLogger } from './transport.js';
+
+/** The settings every channel of one transport shares; validated and frozen by HttpTransport. */
+export interface PeerChannelConfig {
+  readonly selfId: NodeId;
+  readonly clusterToken: string;
+  readonly maxQueuedMessagesPerPeer: number;
+  readonly maxQueuedBytesPerPeer: number;
+  readonly maxBatchBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly snapshotTimeoutMs: number;
+  readonly unreachableReportIntervalMs: number;
+  readonly logger: TransportLogger;
+  readonly callbacks: TransportCallbacks;
+  readonly now: () => number;
+}
+
+/** A peer's address and the connections to it. Replaced, never mutated, when the URL changes. */
+interface PeerTarget {
+  readonly url: string;
+  /** Batches: one kept-alive connection, one request at a time. */
+  readonly messages: Client;
+  /** Snapshots, on a connection of their own so a snapshot never delays a heartbeat. */
+  readonly snapshots: Client;
+  readonly messagesPath: string;
+  readonly snapshotPath: string;
+}
+
+/** A peer's error answer is logged, not trusted: read at most this much of it. */
+const ERROR_BODY_BYTES_MAX = 4096;
+
+class ChannelClosedError extends Error {
+  override readonly name = 'ChannelClosedError';
+}
+
+export function openPeerTarget(url: string, connectTimeoutMs: number): PeerTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidPeerUrlError(`peer URL ${JSON.stringify(url)} is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new InvalidPeerUrlError(`peer URL ${JSON.stringify(url)} must be http: or https:`);
+  }
+  const basePath = parsed.pathname.replace(/\/+$/, '');
+  // Clients connect on their first request, so an idle snapshot client costs nothing.
+  const clientOptions = { pipelining: 1, connect: { timeout: connectTimeoutMs } };
+  return {
+    url,
+    messages: new Client(parsed.origin, clientOptions),
+    snapshots: new Client(parsed.origin, clientOptions),
+    messagesPath: basePath + MESSAGES_PATH,
+    snapshotPath: basePath + SNAPSHOT_PATH,
+  };
+}
+
+export class PeerChannel {
+  private readonly queue: MessageQueue;
+  private readonly headers: Record<string, string>;
+  private target: PeerTarget;
+  /** Clients of earlier URLs, closing gracefully; destroyed on close(). */
+  private readonly retiredClients = new Set<Client>();
+  /** Aborting these abandons every request in flight. */
+  private readonly inFlightRequests = new Set<AbortController>();
+  private readonly unreachableLimiter: RateLimiter;
+  private readonly dropLogLimiter: RateLimiter;
+  private pumpScheduled = false;
+  /** Invariant: true exactly while drain() runs; at most one batch request is in flight. */
+  private batchInFlight = false;
+  private drainDone: Promise<void> = Promise.resolve();
+  /** Invariant: true exactly while streamSnapshot() runs; at most one snapshot is in flight. */
+  private snapshotInFlight = false;
+  private snapshotDone: Promise<void> = Promise.resolve();
+  private closed = false;
+  private reachable = true;
+  private droppedSinceLog = 0;
+  private counters = {
+    sentMessages: 0,
+    sentBatches: 0,
+    droppedMessages: 0,
+    failedRequests: 0,
+    snapshotsSent: 0,
+    snapshotsFailed: 0,
+  };
+
+  constructor(
+    readonly id: NodeId,
+    url: string,
+    private readonly config: PeerChannelConfig,
+  ) {
+    this.target = openPeerTarget(url, config.requestTimeoutMs);
+    this.queue = new MessageQueue(config.maxQueuedMessagesPerPeer, config.maxQueuedBytesPerPeer);
+    this.headers = {
+      'content-type': PEER_CONTENT_TYPE,
+      [HEADER_CLUSTER]: config.clusterToken,
+      [HEADER_FROM]: config.selfId,
+      [HEADER_TO]: id,
+    };
+    this.unreachableLimiter = new RateLimiter(config.unreachableReportIntervalMs, config.now);
+    this.dropLogLimiter = new RateLimiter(config.unreachableReportIntervalMs, config.now);
+  }
+
+  get url(): string {
+    return this.target.url;
+  }
+
+  /** Queues a message for the next batch; drops it (and says the peer is unreachable) when the queue is full. */
+  enqueue(message: Message): void {
+    if (this.closed) return;
+    if (!this.queue.push(message, estimateMessageBytes(message))) {
+      this.counters.droppedMessages++;
+      this.droppedSinceLog++;
+      if (this.dropLogLimiter.tryAcquire()) {
+        this.config.logger.warn(
+          { peer: this.id, droppedMessages: this.droppedSinceLog, queuedMessages: this.queue.length },
+          'peer queue full: dropping messages',
+        );
+        this.droppedSinceLog = 0;
+      }
+      // As etcd does: a full queue means the peer cannot keep up; Raft should stop streaming to it and probe.
+      this.reportUnreachable();
+      return;
+    }
+    this.schedulePump();
+  }
+
+  /** Streams a snapshot on its own connection. A second one while one is in flight fails at once. */
+  sendSnapshot(message: Message): void {
+    if (this.closed) return;
+    if (this.snapshotInFlight) {
+      this.counters.snapshotsFailed++;
+      this.config.logger.warn(
+        { peer: this.id, index: message.snapshot?.metadata.index },
+        'snapshot not sent: another snapshot to this peer is in flight',
+      );
+      this.reportSnapshotStatus(false);
+      return;
+    }
+    this.snapshotInFlight = true;
+    this.snapshotDone = this.streamSnapshot(message);
+  }
+
+  /** Sends to a new URL from the next request on; the request in flight finishes on the old connections. */
+  updateUrl(url: string): void {
+    if (this.closed || url === this.target.url) return;
+    const next = openPeerTarget(url, this.config.requestTimeoutMs);
+    const retired = this.target;
+    this.target = next;
+    for (const client of [retired.messages, retired.snapshots]) {
+      // Graceful: a request in flight finishes on the old connection.
+      this.retiredClients.add(client);
+      client.close().then(
+        () => this.retiredClients.delete(client),
+        () => this.retiredClients.delete(client),
+      );
+    }
+    this.config.logger.info({ peer: this.id, url }, 'peer URL updated');
+  }
+
+  stats(): PeerStats {
+    return { ...this.counters, queuedMessages: this.queue.length, reachable: this.reachable };
+  }
+
+  /** Drops the queue, abandons requests in flight, closes connections. No callback fires afterwards. */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.counters.droppedMessages += this.queue.clear();
+      for (const controller of this.inFlightRequests) controller.abort(new ChannelClosedError('peer channel closed'));
+    }
+    await Promise.all([this.drainDone, this.snapshotDone]);
+    const clients = [this.target.messages, this.target.snapshots, ...this.retiredClients];
+    this.retiredClients.clear();
+    await Promise.all(clients.map((client) => client.destroy().catch(() => {})));
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.batchInFlight) return;
+    // Wait for the end of this turn, so every message sent in it shares one request.
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      if (this.batchInFlight || this.closed || this.queue.length === 0) return;
+      this.batchInFlight = true;
+      this.drainDone = this.drain();
+    });
+  }
+
+  /** Sends everything queued, one request at a time: whatever queued up meanwhile is the next batch. Never rejects. */
+  private async drain(): Promise<void> {
+    try {
+      while (!this.closed && this.queue.length > 0) {
+        await this.postBatch(this.queue.takeBatch(this.config.maxBatchBytes));
+      }
+    } finally {
+      // Synchronously after the last emptiness check, so no enqueue can slip between the two.
+      this.batchInFlight = false;
+    }
+  }
+
+  private async postBatch(batch: Message[]): Promise<void> {
+    const target = this.target;
+    const failure = await this.request(this.config.requestTimeoutMs, (signal) =>
+      target.messages.request({
+        method: 'POST',
+        path: target.messagesPath,
+        headers: this.headers,
+        body: encodeMessages(batch),
+        signal,
+      }),
+    );
+    if (this.closed) return;
+    if (failure === undefined) {
+      this.counters.sentMessages += batch.length;
+      this.counters.sentBatches++;
+      this.markReachable();
+    } else {
+      this.counters.droppedMessages += batch.length;
+      this.counters.failedRequests++;
+      this.markUnreachable(failure, batch.length);
+    }
+  }
+
+  private async streamSnapshot(message: Message): Promise<void> {
+    const target = this.target;
+    const openSnapshot = this.config.callbacks.openSnapshot;
+    let bytes = 0;
+    // Opened lazily, inside the body stream: if the request never starts, the snapshot is never opened;
+    // destroying the stream returns the generator, which returns the snapshot's iterator.
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of openSnapshot(message)) {
+        bytes += chunk.byteLength;
+        yield chunk;
+      }
+    }
+    const body = Readable.from(chunks(), { objectMode: false });
+    const header = Buffer.from(encodeMessages([withoutSnapshotData(message)])).toString('base64');
+    const timeoutMs = this.config.snapshotTimeoutMs;
+    let failure: string | undefined;
+    try {
+      failure = await this.request(timeoutMs, (signal) =>
+        target.snapshots.request({
+          method: 'POST',
+          path: target.snapshotPath,
+          headers: { ...this.headers, [HEADER_MESSAGE]: header },
+          body,
+          signal,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        }),
+      );
+    } finally {
+      body.destroy();
+      this.snapshotInFlight = false;
+    }
+    if (this.closed) return;
+    const fields = { peer: this.id, index: message.snapshot?.metadata.index, bytes };
+    if (failure === undefined) {
+      this.counters.snapshotsSent++;
+      this.config.logger.info(fields, 'snapshot sent');
+      this.markReachable();
+    } else {
+      this.counters.snapshotsFailed++;
+      this.config.logger.warn({ ...fields, error: failure }, 'snapshot failed');
+      this.reportUnreachable();
+    }
+    this.reportSnapshotStatus(failure === undefined);
+  }
+
+  /** Runs one request with a deadline; resolves to undefined on a 204, else to why it failed. Never rejects. */
+  private async request(
+    timeoutMs: number,
+    start: (signal: AbortSignal) => Promise<Dispatcher.ResponseData>,
+  ): Promise<string | undefined> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new PeerRequestTimeoutError(timeoutMs)), timeoutMs);
+    this.inFlightRequests.add(controller);
+    try {
+      const response = await start(controller.signal);
+      if (response.statusCode === 204) {
+        await response.body.dump();
+        return undefined;
+      }
+      return `peer answered ${response.statusCode}: ${await readBounded(response.body)}`;
+    } catch (error) {
+      return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    } finally {
+      clearTimeout(timer);
+      this.inFlightRequests.delete(controller);
+    }
+  }
+
+  private markReachable(): void {
+    if (this.reachable) return;
+    this.reachable = true;
+    this.config.logger.info({ peer: this.id }, 'peer reachable again');
+  }
+
+  private markUnreachable(failure: string, droppedMessages: number): void {
+    const fields = { peer: this.id, url: this.target.url, droppedMessages, error: failure };
+    if (this.reachable) {
+      this.reachable = false;
+      this.config.logger.warn(fields, 'peer unreachable: request failed, batch dropped');
+    } else {
+      this.config.logger.debug(fields, 'peer still unreachable: batch dropped');
+    }
+    this.reportUnreachable();
+  }
+
+  private reportUnreachable(): void {
+    if (!this.unreachableLimiter.tryAcquire()) return;
+    // Never from inside send(): the node may be in the middle of its loop.
+    queueMicrotask(() => {
+      if (!this.closed) this.config.callbacks.onUnreachable(this.id);
+    });
+  }
+
+  private reportSnapshotStatus(ok: boolean): void {
+    queueMicrotask(() => {
+      if (!this.closed) this.config.callbacks.onSnapshotStatus(this.id, ok);
+    });
+  }
+}
+
+async function readBounded(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    bytes += (chunk as Buffer).byteLength;
+    if (bytes >= ERROR_BODY_BYTES_MAX) break; // breaking destroys the rest of the body
+  }
+  return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES_MAX).toString('utf8');
+}

@@ -1,0 +1,222 @@
+// The receiving half of the peer transport: a fastify plugin for the peer listener.
+// Every request is checked (cluster, sender, receiver) before its body is read, and
+// every message is validated before it is handed on; a refusal is one log line and a
+// 4xx answer (errors.ts), and nothing of it reaches the node. Contract: peer-protocol.ts.
+
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, LogLevel } from 'fastify';
+import type { Message, NodeId } from '../raft/types.js';
+import { decodeMessages } from './codec.js';
+import { MalformedMessageError, PEER_REFUSALS, SnapshotTooLargeError, type PeerRefusal } from './errors.js';
+import {
+  HEADER_CLUSTER,
+  HEADER_FROM,
+  HEADER_MESSAGE,
+  HEADER_TO,
+  MESSAGES_PATH,
+  PEER_CONTENT_TYPE,
+  SNAPSHOT_PATH,
+} from './peer-protocol.js';
+import type { TransportReceiver } from './transport.js';
+
+export interface PeerRoutesOptions extends TransportReceiver {
+  /** This member's id; requests addressed (x-cairn-to) to another are refused. */
+  readonly selfId: NodeId;
+  /** The cluster token (--initial-cluster-token); requests carrying another are refused. */
+  readonly clusterToken: string;
+  /** Whether `id` is a current member allowed to send to this one. */
+  isKnownPeer(id: NodeId): boolean;
+  /** Largest message batch body. Default 64 MiB (the sender's batches are 4 MiB plus one message). */
+  readonly maxBatchBytes?: number;
+  /** Largest snapshot body. Default 4 GiB (twice the default backend quota). */
+  readonly maxSnapshotBytes?: number;
+  /** Level of fastify's per-request logs on these routes; refusals log at warn. Default 'warn', keeping the hot path quiet. */
+  readonly logLevel?: LogLevel;
+}
+
+const MIB = 1024 * 1024;
+
+/** Registers POST /raft/messages and POST /raft/snapshot. Encapsulated: its body parsers and hooks stay inside. */
+export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, input) => {
+  // `??`, not a spread: an option given as undefined still gets its default.
+  const options: ResolvedOptions = {
+    ...input,
+    maxBatchBytes: input.maxBatchBytes ?? 64 * MIB,
+    maxSnapshotBytes: input.maxSnapshotBytes ?? 4 * 1024 * MIB,
+    logLevel: input.logLevel ?? 'warn',
+  };
+  if (!Number.isSafeInteger(options.maxBatchBytes) || options.maxBatchBytes <= 0) {
+    throw new RangeError('peer routes: maxBatchBytes must be a positive integer');
+  }
+  if (!Number.isSafeInteger(options.maxSnapshotBytes) || options.maxSnapshotBytes <= 0) {
+    throw new RangeError('peer routes: maxSnapshotBytes must be a positive integer');
+  }
+  const expectedToken = Buffer.from(options.clusterToken);
+
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal = checkAddressing(request, options, expectedToken);
+    if (refusal !== undefined) return refuse(request, reply, refusal.reason, refusal.detail);
+  });
+
+  app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return refuse(request, reply, 'bodyTooLarge', error.message);
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(request, reply, 'unsupportedMediaType', error.message);
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return refuse(request, reply, 'malformedBody', error.message);
+    }
+    request.log.error({ err: error, peer: request.headers[HEADER_FROM] }, 'peer request failed');
+    return reply.code(500).send({ error: { code: 'Internal', message: 'internal error' } });
+  });
+
+  await app.register(async (scope) => registerMessagesRoute(scope, options));
+  await app.register(async (scope) => registerSnapshotRoute(scope, options));
+};
+
+/** For callers that prefer a function to `app.register(peerRoutes, options)`. */
+export async function registerPeerRoutes(app: FastifyInstance, options: PeerRoutesOptions): Promise<void> {
+  await app.register(peerRoutes, options);
+}
+
+type ResolvedOptions = PeerRoutesOptions & Required<Pick<PeerRoutesOptions, 'maxBatchBytes' | 'maxSnapshotBytes' | 'logLevel'>>;
+
+function registerMessagesRoute(scope: FastifyInstance, options: ResolvedOptions): void {
+  // Only msgpack bytes: JSON and text bodies are refused with 415 instead of being parsed.
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser(
+    PEER_CONTENT_TYPE,
+    { parseAs: 'buffer', bodyLimit: options.maxBatchBytes },
+    (_request, body, done) => done(null, body),
+  );
+  scope.post(MESSAGES_PATH, { bodyLimit: options.maxBatchBytes, logLevel: options.logLevel }, async (request, reply) => {
+    const body = request.body;
+    if (!Buffer.isBuffer(body) || body.byteLength === 0) return refuse(request, reply, 'malformedBody', 'empty body');
+    let messages: Message[];
+    try {
+      messages = decodeMessages(body);
+    } catch (error) {
+      if (error instanceof MalformedMessageError) return refuse(request, reply, 'malformedBody', error.message);
+      throw error;
+    }
+    const problem = checkMessages(messages, request.headers[HEADER_FROM] as NodeId, options.selfId);
+    if (problem !== undefined) return refuse(request, reply, 'malformedBody', problem);
+    options.onMessages(messages);
+    return reply.code(204).send();
+  });
+}
+
+function registerSnapshotRoute(scope: FastifyInstance, options: ResolvedOptions): void {
+  // Leave the body unread: the handler streams it from request.raw.
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser(PEER_CONTENT_TYPE, (_request, _payload, done) => done(null));
+  scope.post(SNAPSHOT_PATH, { logLevel: options.logLevel }, async (request, reply) => {
+    const declaredBytes = Number(request.headers['content-length'] ?? 0);
+    if (declaredBytes > options.maxSnapshotBytes) {
+      return refuse(request, reply, 'bodyTooLarge', `snapshot of ${declaredBytes} bytes exceeds ${options.maxSnapshotBytes}`);
+    }
+    const decoded = decodeSnapshotMessage(request.headers[HEADER_MESSAGE], request.headers[HEADER_FROM] as NodeId, options.selfId);
+    if (typeof decoded === 'string') return refuse(request, reply, 'malformedSnapshot', decoded);
+    const body = new LimitedBody(request.raw, options.maxSnapshotBytes);
+    try {
+      await options.onSnapshot(decoded, body);
+    } catch (error) {
+      if (body.tooLarge) return refuse(request, reply, 'bodyTooLarge', `snapshot exceeds ${options.maxSnapshotBytes} bytes`);
+      return refuse(request, reply, 'snapshotFailed', error instanceof Error ? error.message : String(error));
+    }
+    if (body.tooLarge) return refuse(request, reply, 'bodyTooLarge', `snapshot exceeds ${options.maxSnapshotBytes} bytes`);
+    request.log.info(
+      { peer: decoded.from, index: decoded.snapshot?.metadata.index, bytes: body.bytes },
+      'snapshot received',
+    );
+    return reply.code(204).send();
+  });
+}
+
+function checkAddressing(
+  request: FastifyRequest,
+  options: PeerRoutesOptions,
+  expectedToken: Buffer,
+): { reason: PeerRefusal; detail: string } | undefined {
+  const token = request.headers[HEADER_CLUSTER];
+  if (typeof token !== 'string' || !tokensEqual(Buffer.from(token), expectedToken)) {
+    return { reason: 'wrongCluster', detail: typeof token === 'string' ? 'token differs' : `no ${HEADER_CLUSTER} header` };
+  }
+  const from = request.headers[HEADER_FROM];
+  if (typeof from !== 'string' || from === '' || !options.isKnownPeer(from as NodeId)) {
+    return { reason: 'unknownSender', detail: typeof from === 'string' ? `sender ${JSON.stringify(from)}` : `no ${HEADER_FROM} header` };
+  }
+  const to = request.headers[HEADER_TO];
+  if (to !== options.selfId) {
+    return { reason: 'wrongReceiver', detail: `addressed to ${JSON.stringify(to ?? null)}, this member is ${options.selfId}` };
+  }
+  return undefined;
+}
+
+function tokensEqual(actual: Buffer, expected: Buffer): boolean {
+  return actual.byteLength === expected.byteLength && timingSafeEqual(actual, expected);
+}
+
+/** Every message must be what its envelope says: from the sender, to this member, and not a snapshot. */
+function checkMessages(messages: readonly Message[], from: NodeId, selfId: NodeId): string | undefined {
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i];
+    if (message.from !== from) return `message ${i} is from ${message.from}, but the request is from ${from}`;
+    if (message.to !== selfId) return `message ${i} is to ${message.to}, but this member is ${selfId}`;
+    if (message.type === 'snap') return `message ${i} is a snapshot, which goes to ${SNAPSHOT_PATH}`;
+  }
+  return undefined;
+}
+
+/** The 'snap' message from the x-cairn-message header, or why it is not one. */
+function decodeSnapshotMessage(header: string | string[] | undefined, from: NodeId, selfId: NodeId): Message | string {
+  if (typeof header !== 'string' || header === '') return `no ${HEADER_MESSAGE} header`;
+  let messages: Message[];
+  try {
+    messages = decodeMessages(Buffer.from(header, 'base64'));
+  } catch (error) {
+    if (error instanceof MalformedMessageError) return error.message;
+    throw error;
+  }
+  if (messages.length !== 1) return `${HEADER_MESSAGE} must hold exactly one message, not ${messages.length}`;
+  const message = messages[0];
+  if (message.type !== 'snap' || message.snapshot === undefined) return `${HEADER_MESSAGE} must hold a 'snap' message with snapshot metadata`;
+  if (message.from !== from) return `snapshot is from ${message.from}, but the request is from ${from}`;
+  if (message.to !== selfId) return `snapshot is to ${message.to}, but this member is ${selfId}`;
+  return message;
+}
+
+function refuse(request: FastifyRequest, reply: FastifyReply, reason: PeerRefusal, detail: string): FastifyReply {
+  const { code, statusCode, message } = PEER_REFUSALS[reason];
+  request.log.warn(
+    { peer: request.headers[HEADER_FROM], url: request.url, statusCode, reason, detail },
+    `peer request refused: ${message}`,
+  );
+  // The body may be unread (and a snapshot's large): do not keep the connection to drain it.
+  return reply.code(statusCode).header('connection', 'close').send({ error: { code, message: `${message}: ${detail}` } });
+}
+
+/**
+ * A request body as chunks, failing with SnapshotTooLargeError past `maxBytes`. Stopping
+ * early leaves the request open (destroyOnReturn: false) so the refusal can still be sent.
+ */
+class LimitedBody implements AsyncIterable<Uint8Array> {
+  bytes = 0;
+  tooLarge = false;
+
+  constructor(
+    private readonly stream: IncomingMessage,
+    private readonly maxBytes: number,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for await (const chunk of this.stream.iterator({ destroyOnReturn: false })) {
+      const bytes = chunk as Buffer;
+      this.bytes += bytes.byteLength;
+      if (this.bytes > this.maxBytes) {
+        this.tooLarge = true;
+        throw new SnapshotTooLargeError(this.maxBytes);
+      }
+      yield bytes;
+    }
+  }
+}
