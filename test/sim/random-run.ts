@@ -62,11 +62,15 @@ export function runSimulation(options: RunOptions): RunStats {
     heartbeatTicks: 1 + random.nextInt(2),
     snapshotEvery: 3 + random.nextInt(10),
     snapshotKeep: random.nextInt(4),
-    maxSizePerMsgBytes: 16 + random.nextInt(512),
+    // Often one entry per append, so an old-term entry and the new leader's entry travel apart.
+    maxSizePerMsgBytes: [1, 1, 48, 256, 4096][random.nextInt(5)],
     maxInflightMsgs: 1 + random.nextInt(8),
     traceMessages: options.traceMessages ?? false,
     traceLines: options.traceMessages ? 5000 : 300,
   };
+  // How hard faults come: most runs are moderate, some are storms in which
+  // leaders crash and get cut off again and again (what Figure 8 needs).
+  const chaos = [0.5, 1, 1, 2, 4, 8][random.nextInt(6)];
   const cluster = new Cluster(clusterOptions);
   cluster.maxDelay = random.nextInt(4);
   for (const node of cluster.nodes.values()) node.rate = 0.7 + random.next() * 0.7;
@@ -110,15 +114,15 @@ export function runSimulation(options: RunOptions): RunStats {
       const id = pick(aliveIds());
       if (id) cluster.readIndex(id);
     }],
-    [() => 0.6, () => {
+    [() => 0.6 * chaos, () => {
       const f = pick(cluster.network.all());
       if (f) cluster.drop(f.seq);
     }],
-    [() => 0.3, () => {
+    [() => 0.3 * chaos, () => {
       const f = pick(cluster.network.all());
       if (f) cluster.duplicate(f.seq);
     }],
-    [() => 0.06, () => {
+    [() => 0.06 * chaos, () => {
       stats.partitions++;
       const all = ids();
       const kind = random.nextInt(3);
@@ -134,10 +138,10 @@ export function runSimulation(options: RunOptions): RunStats {
         cluster.cutOneWay(from, to);
       }
     }],
-    [() => (cluster.network.isPartitioned() ? 0.12 : 0), () => {
+    [() => (cluster.network.isPartitioned() ? 0.12 * chaos : 0), () => {
       if (cluster.network.isPartitioned()) cluster.heal();
     }],
-    [() => 0.05, () => {
+    [() => 0.05 * chaos, () => {
       const down = ids().length - aliveIds().length;
       const id = pick(aliveIds());
       if (id && down < Math.floor(ids().length / 2)) {
@@ -145,7 +149,19 @@ export function runSimulation(options: RunOptions): RunStats {
         cluster.crash(id);
       }
     }],
-    [() => (cluster.alive().length < cluster.nodes.size ? 0.15 : 0), () => {
+    [() => 0.03 * chaos, () => {
+      // The leader in particular: crash it, or cut it off from everyone.
+      const leader = cluster.leader();
+      if (!leader) return;
+      if (random.nextInt(2) === 0 && ids().length - aliveIds().length < Math.floor(ids().length / 2)) {
+        stats.crashes++;
+        cluster.crash(leader.id);
+      } else {
+        stats.partitions++;
+        cluster.partition([leader.id], ids().filter((i) => i !== leader.id));
+      }
+    }],
+    [() => (cluster.alive().length < cluster.nodes.size ? 0.15 * chaos : 0), () => {
       const id = pick(ids().filter((i) => !cluster.node(i).alive));
       if (id) cluster.restart(id);
     }],
@@ -187,8 +203,31 @@ export function runSimulation(options: RunOptions): RunStats {
     return actions[0][1];
   };
 
+  // Adversarial timing: a leader that has just advanced its commit index is now
+  // and then crashed or cut off at once, before it can tell anyone (the moment at
+  // which a wrong commit rule, as in Figure 8 of the Raft paper, does harm).
+  let lastLeaderCommit = { id: '', term: 0, commit: 0 };
+  const maybeStrikeLeader = (): void => {
+    const leader = cluster.leader();
+    if (!leader) return;
+    const { id, term, commit } = leader;
+    const advanced = lastLeaderCommit.id === id && lastLeaderCommit.term === term && commit > lastLeaderCommit.commit;
+    lastLeaderCommit = { id, term, commit };
+    if (!advanced || random.next() >= 0.01 * chaos) return;
+    if (random.nextInt(2) === 0 && ids().length - aliveIds().length < Math.floor(ids().length / 2)) {
+      stats.crashes++;
+      cluster.crash(id);
+    } else {
+      stats.partitions++;
+      cluster.partition([id], ids().filter((i) => i !== id));
+    }
+  };
+
   try {
-    for (step = 1; step <= options.steps; step++) chooseAction()();
+    for (step = 1; step <= options.steps; step++) {
+      chooseAction()();
+      maybeStrikeLeader();
+    }
     const livenessTicks = checkLiveness(cluster, `final-${options.seed}`);
     return {
       seed: options.seed,
