@@ -13,5 +13,5 @@ export {
   type RaftStorage,
 } from './storage.js';
 export { encodeConfChange, decodeConfChange } from './conf-change.js';
-export { RawNode, bootstrapStorage, type Status, type ProgressStatus } from './raw-node.js';
+export { RawNode, bootstrapEntries, bootstrapStorage, type Status, type ProgressStatus } from './raw-node.js';
 export type { ProgressState } from './progress.js';

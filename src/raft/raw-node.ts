@@ -197,22 +197,27 @@ export class RawNode {
 }
 
 /**
- * Prepares a founding member's empty storage: entries 1..n add each voter
- * (term 1, committed), so that every member's log starts the same way and a
- * member added later learns the founders by replaying the log.
+ * The first entries of every founding member's log: entry i adds voter i (term 1),
+ * so every member's log starts the same way and a member added later learns the
+ * founders by replaying it. `context` travels in each conf change (cairn puts the
+ * member's name and URLs there).
  */
-export function bootstrapStorage(storage: MemoryStorage, voters: readonly NodeId[]): void {
+export function bootstrapEntries(voters: readonly { readonly id: NodeId; readonly context?: Uint8Array }[]): Entry[] {
   assert(voters.length > 0, 'bootstrap needs at least one voter');
-  assert(storage.lastIndex() === 0, 'bootstrap needs empty storage');
-  const entries: Entry[] = voters.map((nodeId, i) => ({
+  return voters.map(({ id, context }, i) => ({
     term: 1,
     index: i + 1,
     type: 'confChange',
-    data: encodeConfChange({ type: 'addNode', nodeId }),
+    data: encodeConfChange(context ? { type: 'addNode', nodeId: id, context } : { type: 'addNode', nodeId: id }),
   }));
+}
+
+/** Prepares a founding member's empty in-memory storage with bootstrapEntries(), committed. */
+export function bootstrapStorage(storage: MemoryStorage, voters: readonly NodeId[]): void {
+  assert(storage.lastIndex() === 0, 'bootstrap needs empty storage');
+  const entries = bootstrapEntries(voters.map((id) => ({ id })));
   storage.append(entries);
   storage.setHardState({ term: 1, vote: NONE, commit: entries.length });
   // The config these entries produce, so the member can campaign before it applies them.
   storage.setConfState({ voters: [...voters], learners: [] });
 }
-

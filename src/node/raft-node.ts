@@ -1,0 +1,336 @@
+import { Packr } from 'msgpackr';
+import {
+  NONE,
+  RawNode,
+  SeededRandom,
+  decodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type NodeId,
+  type Ready,
+} from '../raft/index.js';
+import type { BatchOp } from '../storage/member-db.js';
+import type { RaftStore } from '../storage/raft-store.js';
+import type { Transport, TransportCallbacks, TransportLogger, TransportReceiver } from '../transport/transport.js';
+import { MemberRegistry } from './members.js';
+import { NotAcceptedError, OutcomeUnknownError, Waiters } from './waiters.js';
+import { SnapshotInbox } from './snapshot-inbox.js';
+
+const packr = new Packr({ useRecords: false });
+
+/** One committed normal entry, as the state machine sees it. `command` is absent for Raft's own empty entries. */
+export interface CommittedCommand {
+  readonly index: number;
+  readonly term: number;
+  readonly command?: Uint8Array;
+}
+
+/**
+ * The replicated state machine (cairn's MVCC store). Contract:
+ * - apply() is deterministic, skips entries at or below appliedIndex (a restart
+ *   replays the log from there), and writes everything, the extra operations and
+ *   the new applied index included, in ONE batch;
+ * - snapshot() only reads: a consistent image as of now;
+ * - restore() discards all earlier state and loads an image.
+ */
+export interface StateMachine {
+  readonly appliedIndex: number;
+  apply(commands: readonly CommittedCommand[], extraOps: BatchOp[]): Promise<readonly unknown[]>;
+  snapshot(): AsyncIterable<Uint8Array>;
+  restore(chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  readonly store: RaftStore;
+  readonly members: MemberRegistry;
+  readonly stateMachine: StateMachine;
+  /** Builds the transport once the node can receive its callbacks. */
+  readonly transport: (hooks: TransportCallbacks & TransportReceiver) => Transport;
+  /** Where streamed snapshots wait between arriving and being installed. */
+  readonly snapshotDir: string;
+  /** Milliseconds per Raft tick (the heartbeat interval). */
+  readonly tickMs: number;
+  /** Ticks without a leader before an election. */
+  readonly electionTicks: number;
+  /** Applied entries between snapshots. */
+  readonly snapshotCount: number;
+  /** Entries kept in the log behind a snapshot, so a slightly slow follower catches up from the log. Default 5000. */
+  readonly snapshotCatchUpEntries?: number;
+  /** Proposals and reads waiting for their outcome at once; past it new ones are refused. Default 20000. */
+  readonly maxPendingRequests?: number;
+  readonly logger: TransportLogger;
+}
+
+/**
+ * The one loop that drives the Raft core: tick, take Ready, persist (one synced
+ * batch), send, apply (one batch), advance. Ready cycles never overlap: only
+ * runReadyLoop() takes them, and only one runs at a time.
+ */
+export class RaftNode {
+  readonly id: NodeId;
+  private readonly raw: RawNode;
+  private readonly transport: Transport;
+  private readonly proposals: Waiters<unknown>;
+  private readonly reads: Waiters<number>;
+  private readonly inbox: SnapshotInbox;
+  private readonly pendingReads: { index: number; resolve: () => void }[] = [];
+  private ticker: NodeJS.Timeout | undefined;
+  private loopRunning = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private requestCount = 0;
+  private closed = false;
+  private lastSnapshotIndex: number;
+  private fatal: Error | undefined;
+  lead: NodeId = NONE;
+  role = 'follower';
+
+  constructor(private readonly options: RaftNodeOptions) {
+    this.id = options.id;
+    const hardState = options.store.memory.initialState().hardState;
+    this.raw = new RawNode({
+      id: options.id,
+      storage: options.store.memory,
+      random: new SeededRandom(Date.now() ^ hashOf(options.id)),
+      // The state machine may be ahead of the durable commit (a restored image): the
+      // core replays from the commit and the state machine skips what it has.
+      applied: Math.min(options.stateMachine.appliedIndex, hardState.commit),
+      electionTicks: options.electionTicks,
+      heartbeatTicks: 1,
+    });
+    this.lastSnapshotIndex = options.store.memory.snapshot().metadata.index;
+    const max = options.maxPendingRequests ?? 20000;
+    this.proposals = new Waiters(max);
+    this.reads = new Waiters(max);
+    this.inbox = new SnapshotInbox(options.snapshotDir);
+    this.transport = options.transport({
+      onUnreachable: (id) => this.withCore(() => this.raw.reportUnreachable(id)),
+      onSnapshotStatus: (id, ok) => this.withCore(() => this.raw.reportSnapshot(id, ok)),
+      openSnapshot: () => options.stateMachine.snapshot(),
+      onMessages: (messages) => this.withCore(() => messages.forEach((m) => this.raw.step(m))),
+      onSnapshot: async (message, body) => {
+        await this.inbox.receive(message, body);
+        this.withCore(() => this.raw.step(message));
+      },
+    });
+    for (const m of options.members.list()) if (m.id !== this.id && m.peerUrls[0]) this.transport.addPeer(m.id, m.peerUrls[0]);
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.withCore(() => this.raw.tick()), this.options.tickMs);
+    this.kick();
+  }
+
+  /** Runs a call on the core, then lets the loop pick up whatever it produced. */
+  private withCore(call: () => void): void {
+    if (this.closed) return;
+    call();
+    this.kick();
+  }
+
+  // ---- requests ---------------------------------------------------------------------------
+
+  /** Proposes a command; resolves with the state machine's result once this member applied it. */
+  propose(command: Uint8Array, signal: AbortSignal): Promise<unknown> {
+    this.throwIfUnusable();
+    const requestId = `${this.id}.${++this.requestCount}`;
+    const done = this.proposals.add(requestId, signal);
+    const result = this.raw.propose(packr.pack([requestId, command]));
+    if (!result.accepted) {
+      this.proposals.reject(requestId, new NotAcceptedError(result.reason));
+    }
+    this.kick();
+    return done;
+  }
+
+  /** A linearizable read barrier: resolves once this member has applied everything committed before the call. */
+  async readBarrier(signal: AbortSignal): Promise<void> {
+    this.throwIfUnusable();
+    const context = `${this.id}.r${++this.requestCount}`;
+    const done = this.reads.add(context, signal);
+    const result = this.raw.readIndex(new TextEncoder().encode(context));
+    if (!result.accepted) this.reads.reject(context, new NotAcceptedError(result.reason));
+    this.kick();
+    const index = await done;
+    await this.waitApplied(index, signal);
+  }
+
+  proposeConfChange(cc: ConfChange): void {
+    this.throwIfUnusable();
+    const result = this.raw.proposeConfChange(cc);
+    if (!result.accepted) throw new NotAcceptedError(result.reason);
+    this.kick();
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.raw.transferLeadership(to);
+    this.kick();
+  }
+
+  status() {
+    return this.raw.status();
+  }
+
+  private throwIfUnusable(): void {
+    if (this.fatal) throw this.fatal;
+    if (this.closed) throw new NotAcceptedError('member is shutting down');
+  }
+
+  private waitApplied(index: number, signal: AbortSignal): Promise<void> {
+    if (this.options.stateMachine.appliedIndex >= index) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const entry = { index, resolve: () => { signal.removeEventListener('abort', onAbort); resolve(); } };
+      const onAbort = (): void => {
+        const i = this.pendingReads.indexOf(entry);
+        if (i >= 0) this.pendingReads.splice(i, 1);
+        reject(new OutcomeUnknownError('read timed out waiting for this member to apply'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.pendingReads.push(entry);
+    });
+  }
+
+  // ---- the loop ----------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.closed || this.fatal || this.loopRunning || !this.raw.hasReady()) return;
+    this.loopRunning = true;
+    this.loopDone = this.runReadyLoop();
+  }
+
+  /**
+   * Takes Ready after Ready until there is none. A call that produces work while a
+   * Ready is being handled is picked up by the next turn; the loop ends in the same
+   * synchronous step in which it sees nothing to do, so no kick is ever lost.
+   */
+  private async runReadyLoop(): Promise<void> {
+    try {
+      while (!this.closed && this.raw.hasReady()) {
+        await this.handleReady(this.raw.ready());
+        this.raw.advance();
+        this.maybeSnapshot();
+      }
+    } catch (err) {
+      // A failed disk write or apply leaves the member unable to go on safely: stop it.
+      this.fatal = err instanceof Error ? err : new Error(String(err));
+      this.options.logger.error({ err: this.fatal }, 'raft loop stopped: the member must be restarted');
+      this.proposals.rejectAll(new OutcomeUnknownError(this.fatal.message));
+      this.reads.rejectAll(this.fatal);
+    } finally {
+      this.loopRunning = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+    // A leader's appends may leave before its own write (Raft thesis §10.2.1); the rest waits for it.
+    const early = this.raw.status().softState.role === 'leader' ? rd.messages.filter((m) => m.type === 'app') : [];
+    if (early.length > 0) this.transport.send(early);
+    await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    const rest = early.length > 0 ? rd.messages.filter((m) => m.type !== 'app') : rd.messages;
+    this.transport.send(rest);
+    if (rd.snapshot) await this.installSnapshot(rd);
+    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    for (const rs of rd.readStates) this.reads.resolve(new TextDecoder().decode(rs.context), rs.index);
+    this.releaseReads();
+  }
+
+  private onSoftState(lead: NodeId, role: string): void {
+    const lostLeader = this.lead !== lead;
+    this.lead = lead;
+    this.role = role;
+    if (lostLeader && lead === NONE) {
+      // Reads waiting for an index from the old leader will not get one.
+      this.reads.rejectAll(new NotAcceptedError('leader lost'));
+    }
+  }
+
+  private async installSnapshot(rd: Ready): Promise<void> {
+    const snapshot = rd.snapshot!;
+    await this.options.stateMachine.restore(this.inbox.take(snapshot.metadata));
+    this.options.store.setConfState(snapshot.metadata.confState);
+    this.lastSnapshotIndex = snapshot.metadata.index;
+    this.syncPeers();
+  }
+
+  private async apply(entries: readonly Entry[]): Promise<void> {
+    const commands: CommittedCommand[] = [];
+    const requestIds: (string | undefined)[] = [];
+    const extraOps: BatchOp[] = [];
+    let confState: ConfState | undefined;
+    for (const e of entries) {
+      if (e.type === 'confChange') {
+        const cc = decodeConfChange(e.data);
+        confState = this.raw.applyConfChange(cc);
+        extraOps.push(...this.options.members.apply(cc, confState));
+        commands.push({ index: e.index, term: e.term });
+        requestIds.push(undefined);
+      } else if (e.data.length === 0) {
+        commands.push({ index: e.index, term: e.term });
+        requestIds.push(undefined);
+      } else {
+        const [requestId, command] = packr.unpack(e.data) as [string, Uint8Array];
+        commands.push({ index: e.index, term: e.term, command });
+        requestIds.push(requestId);
+      }
+    }
+    if (confState) extraOps.push(this.options.store.confStateOp(confState));
+    const results = await this.options.stateMachine.apply(commands, extraOps);
+    if (confState) {
+      this.options.store.setConfState(confState);
+      this.syncPeers();
+    }
+    for (const [i, requestId] of requestIds.entries()) if (requestId) this.proposals.resolve(requestId, results[i]);
+  }
+
+  private releaseReads(): void {
+    const applied = this.options.stateMachine.appliedIndex;
+    for (let i = this.pendingReads.length - 1; i >= 0; i--) {
+      if (this.pendingReads[i].index <= applied) this.pendingReads.splice(i, 1)[0].resolve();
+    }
+  }
+
+  /** Points the transport at the members as applied. */
+  private syncPeers(): void {
+    const wanted = new Map(this.options.members.list().filter((m) => m.id !== this.id).map((m) => [m.id, m.peerUrls[0]]));
+    for (const [id, url] of wanted) if (url) this.transport.addPeer(id, url);
+    for (const id of this.knownPeers) if (!wanted.has(id)) this.transport.removePeer(id);
+    this.knownPeers = new Set(wanted.keys());
+  }
+  private knownPeers = new Set<NodeId>();
+
+  private maybeSnapshot(): void {
+    const applied = this.options.stateMachine.appliedIndex;
+    const appliedInLog = Math.min(applied, this.options.store.memory.lastIndex());
+    if (appliedInLog - this.lastSnapshotIndex < this.options.snapshotCount) return;
+    const keep = this.options.snapshotCatchUpEntries ?? 5000;
+    this.lastSnapshotIndex = appliedInLog;
+    const confState = this.options.store.memory.initialState().confState;
+    // The image itself is the state machine's data; the record is metadata (see RaftStore).
+    this.options.store.createSnapshot(appliedInLog, confState, Math.max(1, appliedInLog - keep + 1)).catch((err: unknown) => {
+      this.options.logger.warn({ err }, 'snapshot bookkeeping failed; will retry at the next one');
+    });
+  }
+
+  /** Stops ticking, fails what waits, lets the current Ready finish, closes the transport. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
+    await this.loopDone;
+    const err = new NotAcceptedError('member is shutting down');
+    this.proposals.rejectAll(new OutcomeUnknownError('member shut down before the outcome was known'));
+    this.reads.rejectAll(err);
+    await this.transport.close();
+    await this.inbox.close();
+  }
+}
+
+function hashOf(s: string): number {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) >>> 0;
+  return h;
+}
+
+export { NotAcceptedError, OutcomeUnknownError };

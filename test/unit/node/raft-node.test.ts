@@ -1,0 +1,210 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { nodeId, type NodeId } from '../../../src/raft/index.js';
+import { bootstrapIfEmpty } from '../../../src/node/bootstrap.js';
+import { MemberRegistry } from '../../../src/node/members.js';
+import { RaftNode, type CommittedCommand, type StateMachine } from '../../../src/node/raft-node.js';
+import { NotAcceptedError, OutcomeUnknownError } from '../../../src/node/waiters.js';
+import { openMemberDb, sublevel, type BatchOp, type MemberDb, type SubDb } from '../../../src/storage/member-db.js';
+import { RaftStore } from '../../../src/storage/raft-store.js';
+import { MemoryNetwork, MemoryTransport } from '../../../src/transport/memory-transport.js';
+import { SILENT_LOGGER } from '../../../src/transport/transport.js';
+
+const text = (b: Uint8Array): string => new TextDecoder().decode(b);
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+const APPLIED_KEY = bytes('applied');
+
+/** A list of strings as the replicated state: enough to see order, durability and snapshots. */
+class ListMachine implements StateMachine {
+  appliedIndex = 0;
+  values: string[] = [];
+  restores = 0;
+  private constructor(
+    private readonly db: MemberDb,
+    private readonly section: SubDb,
+  ) {}
+
+  static async open(db: MemberDb): Promise<ListMachine> {
+    const m = new ListMachine(db, sublevel(db, 'test-list'));
+    const raw = await m.section.get(APPLIED_KEY);
+    if (raw) Object.assign(m, JSON.parse(text(raw)) as { appliedIndex: number; values: string[] });
+    return m;
+  }
+
+  async apply(commands: readonly CommittedCommand[], extraOps: BatchOp[]): Promise<readonly unknown[]> {
+    const results: unknown[] = [];
+    const values = [...this.values];
+    let applied = this.appliedIndex;
+    for (const c of commands) {
+      if (c.index <= applied) {
+        results.push(undefined);
+        continue;
+      }
+      applied = c.index;
+      if (c.command) values.push(text(c.command));
+      results.push(c.command ? values.length : undefined);
+    }
+    const state = bytes(JSON.stringify({ appliedIndex: applied, values }));
+    await this.db.batch([...extraOps, { type: 'put', sublevel: this.section, key: APPLIED_KEY, value: state }]);
+    this.values = values;
+    this.appliedIndex = applied;
+    return results;
+  }
+
+  async *snapshot(): AsyncIterable<Uint8Array> {
+    yield bytes(JSON.stringify({ appliedIndex: this.appliedIndex, values: this.values }));
+  }
+
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const parts: Buffer[] = [];
+    for await (const c of chunks) parts.push(Buffer.from(c));
+    const state = JSON.parse(Buffer.concat(parts).toString('utf8')) as { appliedIndex: number; values: string[] };
+    await this.section.put(APPLIED_KEY, bytes(JSON.stringify(state)));
+    this.appliedIndex = state.appliedIndex;
+    this.values = state.values;
+    this.restores++;
+  }
+}
+
+interface TestMember {
+  id: NodeId;
+  dir: string;
+  db: MemberDb;
+  store: RaftStore;
+  machine: ListMachine;
+  node: RaftNode;
+}
+
+async function waitFor(what: string, condition: () => boolean, deadlineMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('RaftNode: the loop over LevelDB and a transport', () => {
+  const network = new MemoryNetwork();
+  const ids = ['a', 'b', 'c'].map((s) => nodeId(s.repeat(16)));
+  const dirs = new Map<NodeId, string>();
+  let running: TestMember[] = [];
+
+  async function start(id: NodeId, options: { snapshotCount?: number; catchUp?: number } = {}): Promise<TestMember> {
+    let dir = dirs.get(id);
+    if (!dir) {
+      dir = await mkdtemp(join(tmpdir(), 'cairn-node-'));
+      dirs.set(id, dir);
+    }
+    const db = await openMemberDb(join(dir, 'db'));
+    const store = await RaftStore.open(db);
+    await bootstrapIfEmpty(db, store, ids.map((i) => ({ id: i, info: { name: i.slice(0, 1), peerUrls: [`mem://${i}`], clientUrls: [] } })));
+    const members = await MemberRegistry.open(db);
+    const machine = await ListMachine.open(db);
+    const node = new RaftNode({
+      id,
+      store,
+      members,
+      stateMachine: machine,
+      transport: (hooks) => new MemoryTransport({ selfId: id, network, ...hooks }),
+      snapshotDir: join(dir, 'snap'),
+      tickMs: 10,
+      electionTicks: 10,
+      snapshotCount: options.snapshotCount ?? 1000,
+      snapshotCatchUpEntries: options.catchUp ?? 100,
+      logger: SILENT_LOGGER,
+    });
+    node.start();
+    const member = { id, dir, db, store, machine, node };
+    running.push(member);
+    return member;
+  }
+
+  async function stop(member: TestMember): Promise<void> {
+    running = running.filter((m) => m !== member);
+    await member.node.close();
+    await member.store.close();
+    await member.db.close();
+  }
+
+  afterEach(async () => {
+    for (const m of [...running]) await stop(m);
+    for (const dir of dirs.values()) await rm(dir, { recursive: true, force: true });
+    dirs.clear();
+    network.heal();
+    network.setDropFilter(undefined);
+  });
+
+  const leaderOf = (members: TestMember[]): TestMember | undefined => members.find((m) => m.node.status().softState.role === 'leader');
+
+  it('elects a leader; a write through a follower is applied everywhere in order', async () => {
+    const members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const follower = members.find((m) => m.node.status().softState.role !== 'leader')!;
+    await waitFor('the follower to know the leader', () => follower.node.status().softState.lead !== '');
+    const results = [];
+    for (const v of ['x', 'y', 'z']) results.push(await follower.node.propose(bytes(v), AbortSignal.timeout(5000)));
+    expect(results).toEqual([1, 2, 3]);
+    await waitFor('all to apply', () => members.every((m) => m.machine.values.length === 3));
+    for (const m of members) expect(m.machine.values).toEqual(['x', 'y', 'z']);
+  });
+
+  it('keeps acknowledged writes across a restart of every member', async () => {
+    let members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const leader = leaderOf(members)!;
+    for (let i = 0; i < 20; i++) await leader.node.propose(bytes(`v${i}`), AbortSignal.timeout(5000));
+    for (const m of members) await stop(m);
+    members = await Promise.all(ids.map((id) => start(id)));
+    // The old leader applied all 20 before answering: they are in its database.
+    expect(members.find((m) => m.id === leader.id)!.machine.values).toHaveLength(20);
+    await waitFor('a leader after restart', () => leaderOf(members) !== undefined);
+    await leaderOf(members)!.node.propose(bytes('after'), AbortSignal.timeout(5000));
+    await waitFor('all to apply', () => members.every((m) => m.machine.values.length === 21));
+    for (const m of members) expect(m.machine.values).toEqual([...Array.from({ length: 20 }, (_, i) => `v${i}`), 'after']);
+  });
+
+  it('a linearizable read barrier on a follower sees every acknowledged write', async () => {
+    const members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const leader = leaderOf(members)!;
+    const follower = members.find((m) => m !== leader)!;
+    // The follower gets no appends while the write commits with the other two members.
+    network.setDropFilter((m) => m.to === follower.id && m.type === 'app');
+    await leader.node.propose(bytes('acknowledged'), AbortSignal.timeout(5000));
+    expect(follower.machine.values).not.toContain('acknowledged');
+    network.setDropFilter(undefined);
+    await follower.node.readBarrier(AbortSignal.timeout(5000));
+    expect(follower.machine.values).toContain('acknowledged');
+  });
+
+  it('a member that missed compacted entries catches up from a streamed snapshot', async () => {
+    const members = await Promise.all(ids.map((id) => start(id, { snapshotCount: 5, catchUp: 1 })));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const leader = leaderOf(members)!;
+    const lagging = members.find((m) => m !== leader)!;
+    await stop(lagging);
+    for (let i = 0; i < 30; i++) await leader.node.propose(bytes(`s${i}`), AbortSignal.timeout(5000));
+    await waitFor('the leader to compact', () => leader.store.memory.firstIndex() > 10);
+    const back = await start(lagging.id, { snapshotCount: 5, catchUp: 1 });
+    await waitFor('the lagging member to catch up', () => back.machine.values.length === 30);
+    expect(back.machine.restores).toBe(1);
+    expect(back.machine.values).toEqual(leader.machine.values);
+  });
+
+  it('answers "not accepted" without a leader, and "outcome unknown" when the deadline passes', async () => {
+    const [a] = await Promise.all([start(ids[0])]);
+    // Alone of three, it can never elect a leader.
+    await expect(a.node.propose(bytes('nope'), AbortSignal.timeout(2000))).rejects.toBeInstanceOf(NotAcceptedError);
+    const b = await start(ids[1]);
+    await waitFor('a leader', () => leaderOf([a, b]) !== undefined);
+    const leader = leaderOf([a, b])!;
+    const other = leader === a ? b : a;
+    network.isolate(other.id);
+    await waitFor('the leader to step down', () => leader.node.status().softState.role !== 'leader', 5000);
+    // A proposal to the old leader may still commit later: unknown, not failed.
+    const r = leader.node.propose(bytes('maybe'), AbortSignal.timeout(300));
+    await expect(r).rejects.toSatisfy((e: unknown) => e instanceof OutcomeUnknownError || e instanceof NotAcceptedError);
+  });
+});
