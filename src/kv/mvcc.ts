@@ -1,0 +1,557 @@
+import { Packr } from 'msgpackr';
+import { sublevel, type BatchOp, type MemberDb, type SubDb } from '../storage/member-db.js';
+import {
+  decodeCommand,
+  isFailure,
+  prefixEnd,
+  type Compare,
+  type KeyValue,
+  type KvCommand,
+  type KvResult,
+  type TxnOp,
+  type TxnOpResult,
+} from './kv-commands.js';
+
+const packr = new Packr({ useRecords: false });
+const STATE_KEY = new TextEncoder().encode('state');
+
+/** One change of one key, as watchers see it. A delete's kv has the key and the deletion's modRevision. */
+export interface KvEvent {
+  readonly type: 'put' | 'delete';
+  readonly kv: KeyValue;
+  readonly prevKv?: KeyValue;
+}
+
+export interface RevisionEvents {
+  readonly revision: number;
+  readonly events: readonly KvEvent[];
+}
+
+interface Live extends KeyValue {
+  /** Position of this version in the history: (modRevision, sub). */
+  readonly sub: number;
+}
+
+/** A version in the history sublevel: [key, value, create, mod, version, lease, deleted, prevRev, prevSub]. */
+type HistRow = [Uint8Array, Uint8Array, number, number, number, number, 0 | 1, number, number];
+
+/** History keys: 8-byte big-endian revision then 4-byte sub index, so byte order is revision order. */
+export function revKey(revision: number, sub: number): Uint8Array {
+  const k = new Uint8Array(12);
+  const view = new DataView(k.buffer);
+  view.setBigUint64(0, BigInt(revision));
+  view.setUint32(8, sub);
+  return k;
+}
+
+const id = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+const compareBytes = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, b);
+
+function inRange(key: Uint8Array, start: Uint8Array, end: Uint8Array | undefined, single: boolean): boolean {
+  if (single) return compareBytes(key, start) === 0;
+  return compareBytes(key, start) >= 0 && (end === undefined || compareBytes(key, end) < 0);
+}
+
+function publicKv(l: Live): KeyValue {
+  return { key: l.key, value: l.value, createRevision: l.createRevision, modRevision: l.modRevision, version: l.version, lease: l.lease };
+}
+
+/** One write transaction in progress: everything it changes goes into `ops` and `events` at one revision. */
+interface TxnContext {
+  readonly revision: number;
+  sub: number;
+  readonly ops: BatchOp[];
+  readonly events: KvEvent[];
+}
+
+export interface RangeQuery {
+  readonly key: Uint8Array;
+  readonly prefix?: boolean;
+  readonly revision?: number;
+  readonly limit?: number;
+  readonly keysOnly?: boolean;
+  readonly countOnly?: boolean;
+}
+
+export interface RangeResult {
+  readonly revision: number;
+  readonly kvs: readonly KeyValue[];
+  readonly count: number;
+  readonly more: boolean;
+}
+
+/**
+ * cairn's MVCC key-value state machine, like etcd's: one revision per write
+ * transaction, per-key createRevision/modRevision/version/lease, history kept by
+ * revision until compaction. The current keys live in memory too (point reads
+ * and apply never touch the disk); history and ranges are LevelDB scans.
+ * apply() is deterministic and writes one batch per call.
+ */
+export class MvccStore {
+  appliedIndex = 0;
+  revision = 0;
+  compactRevision = 0;
+  /** Called after each applied batch with its revisions' events, in order (the watch hub). */
+  onRevisions: ((batch: readonly RevisionEvents[]) => void) | undefined;
+  private readonly live = new Map<string, Live>();
+  private readonly leases = new Map<number, { ttlSeconds: number; keys: Set<string> }>();
+  private readonly liveSection: SubDb;
+  private readonly histSection: SubDb;
+  private readonly metaSection: SubDb;
+  private readonly leaseSection: SubDb;
+  private applying: Promise<unknown> = Promise.resolve();
+  private compacting: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly db: MemberDb) {
+    this.liveSection = sublevel(db, 'kv-live');
+    this.histSection = sublevel(db, 'kv-hist');
+    this.metaSection = sublevel(db, 'kv-meta');
+    this.leaseSection = sublevel(db, 'kv-lease');
+  }
+
+  static async open(db: MemberDb): Promise<MvccStore> {
+    const store = new MvccStore(db);
+    await store.load();
+    return store;
+  }
+
+  private async load(): Promise<void> {
+    this.live.clear();
+    this.leases.clear();
+    const state = await this.metaSection.get(STATE_KEY);
+    if (state) Object.assign(this, packr.unpack(state) as { appliedIndex: number; revision: number; compactRevision: number });
+    else Object.assign(this, { appliedIndex: 0, revision: 0, compactRevision: 0 });
+    for await (const [k, v] of this.leaseSection.iterator()) {
+      this.leases.set(Number(new DataView(k.buffer, k.byteOffset, 8).getBigUint64(0)), { ttlSeconds: packr.unpack(v) as number, keys: new Set() });
+    }
+    for await (const [key, v] of this.liveSection.iterator()) {
+      const [value, createRevision, modRevision, version, lease, sub] = packr.unpack(v) as [Uint8Array, number, number, number, number, number];
+      const l: Live = { key, value, createRevision, modRevision, version, lease, sub };
+      this.live.set(id(key), l);
+      if (lease) this.leases.get(lease)?.keys.add(id(key));
+    }
+    if (this.compactRevision > 0) this.compactHistory(this.compactRevision);
+  }
+
+  private stateOp(): BatchOp {
+    const value = packr.pack({ appliedIndex: this.appliedIndex, revision: this.revision, compactRevision: this.compactRevision });
+    return { type: 'put', sublevel: this.metaSection, key: STATE_KEY, value };
+  }
+
+  // ---- apply ---------------------------------------------------------------------------------
+
+  /**
+   * Applies entries in log order in ONE batch (with the caller's extra operations and
+   * the new applied index). Entries at or below appliedIndex are skipped (a replay).
+   * Returns one result per entry (undefined for entries without a command or skipped).
+   */
+  apply(entries: readonly { readonly index: number; readonly command?: Uint8Array }[], extraOps: BatchOp[] = []): Promise<(KvResult | undefined)[]> {
+    const run = this.applying.then(() => this.applyNow(entries, extraOps));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(entries: readonly { readonly index: number; readonly command?: Uint8Array }[], extraOps: BatchOp[]) {
+    const ops: BatchOp[] = [...extraOps];
+    const results: (KvResult | undefined)[] = [];
+    const published: RevisionEvents[] = [];
+    let compactTo = 0;
+    for (const entry of entries) {
+      if (entry.index <= this.appliedIndex) {
+        results.push(undefined);
+        continue;
+      }
+      this.appliedIndex = entry.index;
+      if (!entry.command) {
+        results.push(undefined);
+        continue;
+      }
+      let command: KvCommand;
+      try {
+        command = decodeCommand(entry.command);
+      } catch (err) {
+        results.push({ error: 'InvalidArgument', message: (err as Error).message, revision: this.revision });
+        continue;
+      }
+      const ctx: TxnContext = { revision: this.revision + 1, sub: 0, ops, events: [] };
+      const result = this.execute(command, ctx);
+      if (ctx.sub > 0) {
+        // Keys changed: the transaction takes the next revision (lease grants, compactions and
+        // transactions that only read do not, as in etcd).
+        this.revision = ctx.revision;
+        published.push({ revision: ctx.revision, events: ctx.events });
+      }
+      if (command.op === 'compact' && !isFailure(result)) compactTo = command.revision;
+      results.push(result);
+    }
+    ops.push(this.stateOp());
+    await this.db.batch(ops);
+    if (published.length > 0) this.onRevisions?.(published);
+    if (compactTo > 0) this.compactHistory(compactTo);
+    return results;
+  }
+
+  private execute(c: KvCommand, ctx: TxnContext): KvResult {
+    const failure = (error: 'CompareFailed' | 'Compacted' | 'InvalidArgument' | 'KeyNotFound', message: string, extra = {}): KvResult => ({
+      error,
+      message,
+      revision: this.revision,
+      ...extra,
+    });
+    switch (c.op) {
+      case 'put': {
+        const current = this.live.get(id(c.key));
+        if (c.ifVersion !== undefined && (current?.version ?? 0) !== c.ifVersion) {
+          return failure('CompareFailed', `version of the key is ${current?.version ?? 0}, not ${c.ifVersion}`, current ? { kv: publicKv(current) } : {});
+        }
+        if (c.ifModRevision !== undefined && (current?.modRevision ?? 0) !== c.ifModRevision) {
+          return failure('CompareFailed', `modRevision of the key is ${current?.modRevision ?? 0}, not ${c.ifModRevision}`, current ? { kv: publicKv(current) } : {});
+        }
+        if (c.lease && !this.leases.has(c.lease)) return failure('KeyNotFound', `lease ${c.lease} not found`);
+        this.putKey(ctx, c.key, c.value, c.lease ?? 0);
+        return { op: 'put', revision: ctx.revision, ...(c.prevKv && current ? { prevKv: publicKv(current) } : {}) };
+      }
+      case 'delete': {
+        if (c.ifModRevision !== undefined) {
+          const current = this.live.get(id(c.key));
+          if ((current?.modRevision ?? 0) !== c.ifModRevision) {
+            return failure('CompareFailed', `modRevision of the key is ${current?.modRevision ?? 0}, not ${c.ifModRevision}`, current ? { kv: publicKv(current) } : {});
+          }
+        }
+        const prev = this.deleteRange(ctx, c.key, c.prefix === true);
+        return { op: 'delete', revision: ctx.sub > 0 ? ctx.revision : this.revision, deleted: prev.length, ...(c.prevKv ? { prevKvs: prev } : {}) };
+      }
+      case 'txn': {
+        const succeeded = c.compare.every((cmp) => this.compareHolds(cmp));
+        const responses: TxnOpResult[] = [];
+        for (const op of succeeded ? c.success : c.failure) responses.push(this.txnOp(ctx, op));
+        return { op: 'txn', revision: ctx.sub > 0 ? ctx.revision : this.revision, succeeded, responses };
+      }
+      case 'compact':
+        if (c.revision > this.revision) return failure('InvalidArgument', `revision ${c.revision} is in the future (current ${this.revision})`);
+        if (c.revision <= this.compactRevision) return failure('Compacted', `revision ${c.revision} is already compacted`, { compactRevision: this.compactRevision });
+        this.compactRevision = c.revision;
+        return { op: 'compact', revision: this.revision };
+      case 'leaseGrant': {
+        if (c.id === 0 || this.leases.has(c.id)) return failure('InvalidArgument', `lease ${c.id} already exists`);
+        this.leases.set(c.id, { ttlSeconds: c.ttlSeconds, keys: new Set() });
+        ctx.ops.push({ type: 'put', sublevel: this.leaseSection, key: leaseKey(c.id), value: packr.pack(c.ttlSeconds) });
+        return { op: 'leaseGrant', revision: this.revision, id: c.id, ttlSeconds: c.ttlSeconds };
+      }
+      case 'leaseRevoke': {
+        const lease = this.leases.get(c.id);
+        if (!lease) return failure('KeyNotFound', `lease ${c.id} not found`);
+        for (const k of [...lease.keys].sort()) {
+          const l = this.live.get(k);
+          if (l) this.deleteRange(ctx, l.key, false);
+        }
+        this.leases.delete(c.id);
+        ctx.ops.push({ type: 'del', sublevel: this.leaseSection, key: leaseKey(c.id) });
+        return { op: 'leaseRevoke', revision: ctx.sub > 0 ? ctx.revision : this.revision };
+      }
+    }
+  }
+
+  private compareHolds(c: Compare): boolean {
+    const l = this.live.get(id(c.key));
+    let order: number;
+    if (c.target === 'value') {
+      if (!l) return false;
+      order = compareBytes(l.value, c.value as Uint8Array);
+    } else {
+      const actual = l ? l[c.target] : 0;
+      order = actual - (c.value as number);
+    }
+    switch (c.op) {
+      case '=':
+        return order === 0;
+      case '!=':
+        return order !== 0;
+      case '<':
+        return order < 0;
+      case '>':
+        return order > 0;
+    }
+  }
+
+  private txnOp(ctx: TxnContext, op: TxnOp): TxnOpResult {
+    if ('get' in op) {
+      const kvs = this.currentRange(op.get.key, op.get.prefix === true);
+      return { get: { kvs, count: kvs.length } };
+    }
+    if ('put' in op) {
+      const prev = this.live.get(id(op.put.key));
+      this.putKey(ctx, op.put.key, op.put.value, op.put.lease && this.leases.has(op.put.lease) ? op.put.lease : 0);
+      return { put: prev ? { prevKv: publicKv(prev) } : {} };
+    }
+    return { delete: { deleted: this.deleteRange(ctx, op.delete.key, op.delete.prefix === true).length } };
+  }
+
+  private putKey(ctx: TxnContext, key: Uint8Array, value: Uint8Array, lease: number): void {
+    const k = id(key);
+    const prev = this.live.get(k);
+    const sub = ctx.sub++;
+    const l: Live = {
+      key: Uint8Array.from(key),
+      value: Uint8Array.from(value),
+      createRevision: prev ? prev.createRevision : ctx.revision,
+      modRevision: ctx.revision,
+      version: (prev?.version ?? 0) + 1,
+      lease,
+      sub,
+    };
+    if (prev?.lease) this.leases.get(prev.lease)?.keys.delete(k);
+    if (lease) this.leases.get(lease)?.keys.add(k);
+    this.live.set(k, l);
+    ctx.ops.push({ type: 'put', sublevel: this.liveSection, key: l.key, value: packr.pack([l.value, l.createRevision, l.modRevision, l.version, l.lease, sub]) });
+    const row: HistRow = [l.key, l.value, l.createRevision, l.modRevision, l.version, l.lease, 0, prev?.modRevision ?? 0, prev?.sub ?? 0];
+    ctx.ops.push({ type: 'put', sublevel: this.histSection, key: revKey(ctx.revision, sub), value: packr.pack(row) });
+    ctx.events.push({ type: 'put', kv: publicKv(l), ...(prev ? { prevKv: publicKv(prev) } : {}) });
+  }
+
+  /** Deletes one key or every key with the prefix; returns what was deleted, in key order. */
+  private deleteRange(ctx: TxnContext, key: Uint8Array, prefix: boolean): KeyValue[] {
+    const victims = prefix ? this.currentRange(key, true) : [this.live.get(id(key))].filter((l): l is Live => l !== undefined);
+    for (const prev of victims as Live[]) {
+      const k = id(prev.key);
+      const old = this.live.get(k)!;
+      this.live.delete(k);
+      if (old.lease) this.leases.get(old.lease)?.keys.delete(k);
+      const sub = ctx.sub++;
+      ctx.ops.push({ type: 'del', sublevel: this.liveSection, key: old.key });
+      const row: HistRow = [old.key, new Uint8Array(0), 0, ctx.revision, 0, 0, 1, old.modRevision, old.sub];
+      ctx.ops.push({ type: 'put', sublevel: this.histSection, key: revKey(ctx.revision, sub), value: packr.pack(row) });
+      const kv: KeyValue = { key: old.key, value: new Uint8Array(0), createRevision: 0, modRevision: ctx.revision, version: 0, lease: 0 };
+      ctx.events.push({ type: 'delete', kv, prevKv: publicKv(old) });
+    }
+    return victims.map((v) => publicKv(v as Live));
+  }
+
+  /** Current keys of a range from memory, in key order (used inside transactions). */
+  private currentRange(key: Uint8Array, prefix: boolean): Live[] {
+    if (!prefix) {
+      const l = this.live.get(id(key));
+      return l ? [l] : [];
+    }
+    const end = prefixEnd(key);
+    return [...this.live.values()].filter((l) => inRange(l.key, key, end, false)).sort((a, b) => compareBytes(a.key, b.key));
+  }
+
+  // ---- reads -------------------------------------------------------------------------------------
+
+  /** The current version of a key, from memory. */
+  get(key: Uint8Array): KeyValue | undefined {
+    const l = this.live.get(id(key));
+    return l ? publicKv(l) : undefined;
+  }
+
+  /**
+   * A range at the current revision (a LevelDB scan in key order) or at a past one
+   * (a scan of the history up to it). Throws RangeError('compacted'|'future') for
+   * revisions that cannot be read; the caller maps them to API errors.
+   */
+  async range(q: RangeQuery): Promise<RangeResult> {
+    const revision = this.revision;
+    const limit = q.limit && q.limit > 0 ? q.limit : Infinity;
+    const end = q.prefix ? prefixEnd(q.key) : undefined;
+    let all: KeyValue[];
+    if (q.revision && q.revision < revision) {
+      if (q.revision < this.compactRevision) throw new RangeReadError('compacted', this.compactRevision);
+      all = await this.rangeAt(q.key, end, q.prefix !== true, q.revision);
+    } else if (q.revision && q.revision > revision) {
+      throw new RangeReadError('future', this.compactRevision);
+    } else if (!q.prefix) {
+      const l = this.live.get(id(q.key));
+      all = l ? [publicKv(l)] : [];
+    } else {
+      all = [];
+      const bounds = { gte: q.key, ...(end ? { lt: end } : {}) };
+      for await (const [key, v] of this.liveSection.iterator(bounds)) {
+        const [value, createRevision, modRevision, version, lease] = packr.unpack(v) as [Uint8Array, number, number, number, number];
+        all.push({ key, value, createRevision, modRevision, version, lease });
+      }
+    }
+    const kvs = q.countOnly ? [] : all.slice(0, limit).map((kv) => (q.keysOnly ? { ...kv, value: new Uint8Array(0) } : kv));
+    return { revision: q.revision && q.revision < revision ? q.revision : revision, kvs, count: all.length, more: all.length > limit };
+  }
+
+  private async rangeAt(start: Uint8Array, end: Uint8Array | undefined, single: boolean, at: number): Promise<KeyValue[]> {
+    const latest = new Map<string, HistRow>();
+    for await (const v of this.histSection.values({ lt: revKey(at + 1, 0) })) {
+      const row = packr.unpack(v) as HistRow;
+      if (inRange(row[0], start, end, single)) latest.set(id(row[0]), row);
+    }
+    return [...latest.values()]
+      .filter((r) => r[6] === 0)
+      .map((r) => ({ key: r[0], value: r[1], createRevision: r[2], modRevision: r[3], version: r[4], lease: r[5] }))
+      .sort((a, b) => compareBytes(a.key, b.key));
+  }
+
+  /**
+   * Revisions [from, to] of the history touching the range, at most `maxRevisions`,
+   * for watchers catching up. prevKv is looked up when asked.
+   */
+  async history(from: number, to: number, match: (key: Uint8Array) => boolean, withPrev: boolean, maxRevisions: number): Promise<RevisionEvents[]> {
+    const out: RevisionEvents[] = [];
+    let current: { revision: number; events: KvEvent[] } | undefined;
+    for await (const [k, v] of this.histSection.iterator({ gte: revKey(from, 0), lt: revKey(to + 1, 0) })) {
+      const revision = Number(new DataView(k.buffer, k.byteOffset, 8).getBigUint64(0));
+      if (!current || current.revision !== revision) {
+        if (current && current.events.length > 0) out.push(current);
+        if (out.length >= maxRevisions) break;
+        current = { revision, events: [] };
+      }
+      const row = packr.unpack(v) as HistRow;
+      if (!match(row[0])) continue;
+      const kv: KeyValue = { key: row[0], value: row[1], createRevision: row[2], modRevision: row[3], version: row[4], lease: row[5] };
+      let prevKv: KeyValue | undefined;
+      if (withPrev && row[7] > 0) {
+        const prev = await this.histSection.get(revKey(row[7], row[8]));
+        if (prev) {
+          const p = packr.unpack(prev) as HistRow;
+          prevKv = { key: p[0], value: p[1], createRevision: p[2], modRevision: p[3], version: p[4], lease: p[5] };
+        }
+      }
+      current.events.push({ type: row[6] === 1 ? 'delete' : 'put', kv, ...(prevKv ? { prevKv } : {}) });
+    }
+    if (current && current.events.length > 0 && out.length < maxRevisions) out.push(current);
+    return out;
+  }
+
+  leaseIds(): number[] {
+    return [...this.leases.keys()].sort((a, b) => a - b);
+  }
+
+  leaseInfo(leaseId: number): { ttlSeconds: number; keys: Uint8Array[] } | undefined {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return undefined;
+    return { ttlSeconds: lease.ttlSeconds, keys: [...lease.keys].sort().map((k) => Uint8Array.from(Buffer.from(k, 'latin1'))) };
+  }
+
+  /** A digest of the current keys and revision: equal on members that applied the same log. */
+  hash(): string {
+    let value = 0x811c9dc5;
+    const add = (bytes: Uint8Array): void => {
+      for (const b of bytes) value = Math.imul(value ^ b, 0x01000193) >>> 0;
+    };
+    for (const p of [...this.live.values()].sort((a, b) => compareBytes(a.key, b.key))) {
+      add(p.key);
+      add(p.value);
+      add(new TextEncoder().encode(`${p.createRevision}/${p.modRevision}/${p.version}/${p.lease};`));
+    }
+    return `${this.revision}:${this.compactRevision}:${value.toString(16)}`;
+  }
+
+  // ---- compaction, snapshots -----------------------------------------------------------------------
+
+  /** Drops history below `revision` (keeping the version of each key current at it), in bounded batches, in the background. */
+  private compactHistory(revision: number): void {
+    this.compacting = this.compacting.then(async () => {
+      const keep = new Map<string, Uint8Array>();
+      const drop: Uint8Array[] = [];
+      for await (const [k, v] of this.histSection.iterator({ lt: revKey(revision, 0) })) {
+        const row = packr.unpack(v) as HistRow;
+        const key = id(row[0]);
+        const before = keep.get(key);
+        if (before) drop.push(before);
+        if (row[6] === 1) {
+          drop.push(k);
+          keep.delete(key);
+        } else keep.set(key, k);
+        if (drop.length >= 1000) await this.histSection.batch(drop.splice(0).map((key) => ({ type: 'del' as const, key })));
+      }
+      if (drop.length > 0) await this.histSection.batch(drop.map((key) => ({ type: 'del' as const, key })));
+    }).catch(() => undefined);
+  }
+
+  /** A consistent image: length-prefixed msgpack frames of the state, the history, the keys and the leases. */
+  async *snapshot(): AsyncIterable<Uint8Array> {
+    await this.applying;
+    // Created in one synchronous step with the state: LevelDB iterators read from a snapshot taken at creation.
+    const state = { appliedIndex: this.appliedIndex, revision: this.revision, compactRevision: this.compactRevision };
+    const sections: Array<[string, SubDb]> = [['hist', this.histSection], ['live', this.liveSection], ['lease', this.leaseSection]];
+    const iterators = sections.map(([name, s]) => [name, s.iterator()] as const);
+    yield frame({ t: 'state', state });
+    for (const [name, it] of iterators) {
+      try {
+        let rows: [Uint8Array, Uint8Array][] = [];
+        let bytes = 0;
+        for await (const [k, v] of it) {
+          rows.push([k, v]);
+          bytes += k.length + v.length;
+          if (bytes >= 512 * 1024) {
+            yield frame({ t: name, rows });
+            rows = [];
+            bytes = 0;
+          }
+        }
+        if (rows.length > 0) yield frame({ t: name, rows });
+      } finally {
+        await it.close();
+      }
+    }
+  }
+
+  /** Discards all earlier state and loads an image made by snapshot(). */
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    await this.applying;
+    await this.compacting;
+    for (const s of [this.histSection, this.liveSection, this.leaseSection, this.metaSection]) await s.clear();
+    const target: Record<string, SubDb> = { hist: this.histSection, live: this.liveSection, lease: this.leaseSection };
+    let state: { appliedIndex: number; revision: number; compactRevision: number } | undefined;
+    for await (const f of frames(chunks)) {
+      if (f.t === 'state') state = f.state;
+      else if (target[f.t]) await target[f.t].batch(f.rows.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      else throw new Error(`snapshot image has an unknown frame ${JSON.stringify(f.t)}`);
+    }
+    if (!state) throw new Error('snapshot image has no state frame');
+    await this.metaSection.put(STATE_KEY, packr.pack(state));
+    await this.load();
+  }
+
+  async close(): Promise<void> {
+    await this.applying;
+    await this.compacting;
+  }
+}
+
+/** A range read at a revision that is gone ('compacted') or not yet there ('future'). */
+export class RangeReadError extends Error {
+  override readonly name = 'RangeReadError';
+  constructor(
+    readonly reason: 'compacted' | 'future',
+    readonly compactRevision: number,
+  ) {
+    super(reason === 'compacted' ? `revision is compacted (compactRevision ${compactRevision})` : 'revision is in the future');
+  }
+}
+
+function leaseKey(leaseId: number): Uint8Array {
+  const k = new Uint8Array(8);
+  new DataView(k.buffer).setBigUint64(0, BigInt(leaseId));
+  return k;
+}
+
+type Frame = { t: 'state'; state: { appliedIndex: number; revision: number; compactRevision: number } } | { t: string; rows: [Uint8Array, Uint8Array][]; state?: never };
+
+function frame(f: unknown): Uint8Array {
+  const body = packr.pack(f);
+  const out = new Uint8Array(4 + body.length);
+  new DataView(out.buffer).setUint32(0, body.length);
+  out.set(body, 4);
+  return out;
+}
+
+async function* frames(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Frame & { rows: [Uint8Array, Uint8Array][] }> {
+  let buffered = Buffer.alloc(0);
+  for await (const chunk of chunks) {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 4) {
+      const size = buffered.readUInt32BE(0);
+      if (buffered.length < 4 + size) break;
+      yield packr.unpack(buffered.subarray(4, 4 + size)) as Frame & { rows: [Uint8Array, Uint8Array][] };
+      buffered = buffered.subarray(4 + size);
+    }
+  }
+  if (buffered.length > 0) throw new Error('snapshot image ends in the middle of a frame');
+}
