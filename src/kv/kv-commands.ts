@@ -33,7 +33,9 @@ export type KvCommand =
   | { readonly op: 'txn'; readonly compare: readonly Compare[]; readonly success: readonly TxnOp[]; readonly failure: readonly TxnOp[] }
   | { readonly op: 'compact'; readonly revision: number }
   | { readonly op: 'leaseGrant'; readonly id: number; readonly ttlSeconds: number }
-  | { readonly op: 'leaseRevoke'; readonly id: number };
+  | { readonly op: 'leaseRevoke'; readonly id: number }
+  /** Replicated so that every member (whichever leads next) restarts the lease's deadline. */
+  | { readonly op: 'leaseKeepAlive'; readonly id: number };
 
 export interface KeyValue {
   readonly key: Uint8Array;
@@ -65,6 +67,7 @@ export type KvResult =
   | { readonly op: 'compact'; readonly revision: number }
   | { readonly op: 'leaseGrant'; readonly revision: number; readonly id: number; readonly ttlSeconds: number }
   | { readonly op: 'leaseRevoke'; readonly revision: number }
+  | { readonly op: 'leaseKeepAlive'; readonly revision: number; readonly id: number; readonly ttlSeconds: number }
   | KvFailure;
 
 export function isFailure(r: KvResult): r is KvFailure {
@@ -164,6 +167,8 @@ export function decodeCommand(data: Uint8Array): KvCommand {
       return { op: 'leaseGrant', id: count(raw.id, 'id'), ttlSeconds: count(raw.ttlSeconds, 'ttlSeconds') };
     case 'leaseRevoke':
       return { op: 'leaseRevoke', id: count(raw.id, 'id') };
+    case 'leaseKeepAlive':
+      return { op: 'leaseKeepAlive', id: count(raw.id, 'id') };
     default:
       return fail(`unknown op ${JSON.stringify(raw.op)}`);
   }

@@ -102,15 +102,22 @@ export class MvccStore {
   private applying: Promise<unknown> = Promise.resolve();
   private compacting: Promise<void> = Promise.resolve();
 
-  private constructor(private readonly db: MemberDb) {
+  /** Other sections of the member's database that travel in snapshots with the store (the member list). */
+  private readonly carried: Array<[string, SubDb]>;
+
+  private constructor(
+    private readonly db: MemberDb,
+    carrySections: readonly string[],
+  ) {
+    this.carried = carrySections.map((name) => [`carry:${name}`, sublevel(db, name)]);
     this.liveSection = sublevel(db, 'kv-live');
     this.histSection = sublevel(db, 'kv-hist');
     this.metaSection = sublevel(db, 'kv-meta');
     this.leaseSection = sublevel(db, 'kv-lease');
   }
 
-  static async open(db: MemberDb): Promise<MvccStore> {
-    const store = new MvccStore(db);
+  static async open(db: MemberDb, options: { readonly carrySections?: readonly string[] } = {}): Promise<MvccStore> {
+    const store = new MvccStore(db, options.carrySections ?? []);
     await store.load();
     return store;
   }
@@ -237,6 +244,11 @@ export class MvccStore {
         this.leases.set(c.id, { ttlSeconds: c.ttlSeconds, keys: new Set() });
         ctx.ops.push({ type: 'put', sublevel: this.leaseSection, key: leaseKey(c.id), value: packr.pack(c.ttlSeconds) });
         return { op: 'leaseGrant', revision: this.revision, id: c.id, ttlSeconds: c.ttlSeconds };
+      }
+      case 'leaseKeepAlive': {
+        const lease = this.leases.get(c.id);
+        if (!lease) return failure('KeyNotFound', `lease ${c.id} not found`);
+        return { op: 'leaseKeepAlive', revision: this.revision, id: c.id, ttlSeconds: lease.ttlSeconds };
       }
       case 'leaseRevoke': {
         const lease = this.leases.get(c.id);
@@ -469,7 +481,7 @@ export class MvccStore {
     await this.applying;
     // Created in one synchronous step with the state: LevelDB iterators read from a snapshot taken at creation.
     const state = { appliedIndex: this.appliedIndex, revision: this.revision, compactRevision: this.compactRevision };
-    const sections: Array<[string, SubDb]> = [['hist', this.histSection], ['live', this.liveSection], ['lease', this.leaseSection]];
+    const sections: Array<[string, SubDb]> = [['hist', this.histSection], ['live', this.liveSection], ['lease', this.leaseSection], ...this.carried];
     const iterators = sections.map(([name, s]) => [name, s.iterator()] as const);
     yield frame({ t: 'state', state });
     for (const [name, it] of iterators) {
@@ -496,8 +508,8 @@ export class MvccStore {
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     await this.applying;
     await this.compacting;
-    for (const s of [this.histSection, this.liveSection, this.leaseSection, this.metaSection]) await s.clear();
-    const target: Record<string, SubDb> = { hist: this.histSection, live: this.liveSection, lease: this.leaseSection };
+    const target: Record<string, SubDb> = { hist: this.histSection, live: this.liveSection, lease: this.leaseSection, ...Object.fromEntries(this.carried) };
+    for (const s of [...Object.values(target), this.metaSection]) await s.clear();
     let state: { appliedIndex: number; revision: number; compactRevision: number } | undefined;
     for await (const f of frames(chunks)) {
       if (f.t === 'state') state = f.state;

@@ -42,17 +42,26 @@ export class MemberRegistry {
   private readonly section: SubDb;
 
   private constructor(db: MemberDb) {
-    this.section = sublevel(db, 'members');
+    this.section = sublevel(db, MemberRegistry.SECTION);
   }
+
+  /** The sublevel it keeps its records in (snapshots carry it, see MvccStore). */
+  static readonly SECTION = 'members';
 
   static async open(db: MemberDb): Promise<MemberRegistry> {
     const registry = new MemberRegistry(db);
-    for await (const [key, value] of registry.section.iterator()) {
+    await registry.reload();
+    return registry;
+  }
+
+  /** Reads the records again (after a snapshot replaced them). */
+  async reload(): Promise<void> {
+    this.members.clear();
+    for await (const [key, value] of this.section.iterator()) {
       const id = new TextDecoder().decode(key) as NodeId;
       const raw = packr.unpack(value) as Partial<Record<keyof MemberRecord, unknown>>;
-      registry.members.set(id, { id, ...infoOf(raw), isLearner: raw.isLearner === true });
+      this.members.set(id, { id, ...infoOf(raw), isLearner: raw.isLearner === true });
     }
-    return registry;
   }
 
   get(id: NodeId): MemberRecord | undefined {

@@ -61,6 +61,8 @@ export interface RaftNodeOptions {
   /** Proposals and reads waiting for their outcome at once; past it new ones are refused. Default 20000. */
   readonly maxPendingRequests?: number;
   readonly logger: TransportLogger;
+  /** Told whenever the leader this member knows of changes (NONE: no leader). */
+  readonly onLeaderChange?: (lead: NodeId, isLeader: boolean) => void;
 }
 
 /**
@@ -238,8 +240,10 @@ export class RaftNode {
 
   private onSoftState(lead: NodeId, role: string): void {
     const lostLeader = this.lead !== lead;
+    const wasLeader = this.role === 'leader';
     this.lead = lead;
     this.role = role;
+    if (lostLeader || wasLeader !== (role === 'leader')) this.options.onLeaderChange?.(lead, role === 'leader');
     if (lostLeader && lead === NONE) {
       // Reads waiting for an index from the old leader will not get one.
       this.reads.rejectAll(new NotAcceptedError('leader lost'));
@@ -249,6 +253,7 @@ export class RaftNode {
   private async installSnapshot(rd: Ready): Promise<void> {
     const snapshot = rd.snapshot!;
     await this.options.stateMachine.restore(this.inbox.take(snapshot.metadata));
+    await this.options.members.reload();
     this.options.store.setConfState(snapshot.metadata.confState);
     this.lastSnapshotIndex = snapshot.metadata.index;
     this.syncPeers();
