@@ -1,7 +1,8 @@
 // Operating errors of the peer transport, in one table: code, HTTP status, message.
 // The codes are the ones shared/API.md lists for the client API, so a peer that
 // logs or relays one of these speaks the same language.
-// TODO(cairn): make these subclasses of CairnError once src/errors.ts exists.
+// They stay apart from src/errors.ts (CairnError): they never reach a client; they are
+// logged, or answered to a peer, which only reads the status and the code.
 
 /** Why a peer request was refused. Every refusal answers with exactly one of these. */
 export const PEER_REFUSALS = {
