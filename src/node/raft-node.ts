@@ -87,6 +87,8 @@ export class RaftNode {
   private fatal: Error | undefined;
   lead: NodeId = NONE;
   role = 'follower';
+  /** Snapshots received from a leader and installed since this process started. */
+  snapshotsInstalled = 0;
 
   constructor(private readonly options: RaftNodeOptions) {
     this.id = options.id;
@@ -256,6 +258,7 @@ export class RaftNode {
     await this.options.members.reload();
     this.options.store.setConfState(snapshot.metadata.confState);
     this.lastSnapshotIndex = snapshot.metadata.index;
+    this.snapshotsInstalled++;
     this.syncPeers();
   }
 

@@ -265,6 +265,7 @@ export class MemberBackend implements api.Backend {
       ['cairn_mvcc_revision', 'Current store revision', this.o.store.revision],
       ['cairn_mvcc_compact_revision', 'Revision below which history is compacted', this.o.store.compactRevision],
       ['cairn_watchers', 'Open watches on this member', this.o.hub.size],
+      ['cairn_snapshots_installed_total', 'Snapshots received from a leader and installed by this process', this.o.node.snapshotsInstalled],
       ['cairn_db_size_bytes', 'Size of the member database on disk', await this.o.dbSizeBytes()],
     ] as const;
     return lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');

@@ -1,0 +1,159 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MvccStore } from '../kv/mvcc.js';
+import { WatchHub } from '../kv/watch-hub.js';
+import { bootstrapIfEmpty } from '../node/bootstrap.js';
+import { memberIdFor, type ServeConfig } from '../node/config.js';
+import { LeaseKeeper } from '../node/lease-keeper.js';
+import { MemberRegistry } from '../node/members.js';
+import { RaftNode, type StateMachine } from '../node/raft-node.js';
+import { encodeCommand, type KvResult } from '../kv/kv-commands.js';
+import { nodeId, type NodeId } from '../raft/index.js';
+import { openMemberDb, type MemberDb } from '../storage/member-db.js';
+import { RaftStore } from '../storage/raft-store.js';
+import { HttpTransport } from '../transport/peer-sender.js';
+import { peerRoutes } from '../transport/peer-routes.js';
+import type { TransportReceiver } from '../transport/transport.js';
+import { buildClientApp } from './client-api.js';
+import { MemberBackend } from './member-backend.js';
+
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
+  return total;
+}
+
+/** A running member: everything it opened, closed in reverse order by close(). */
+export class RunningMember {
+  private closing: Promise<void> | undefined;
+  constructor(
+    readonly id: NodeId,
+    private readonly parts: {
+      db: MemberDb;
+      store: RaftStore;
+      kv: MvccStore;
+      hub: WatchHub;
+      leases: LeaseKeeper;
+      node: RaftNode;
+      clientApp: FastifyInstance;
+      peerApp: FastifyInstance;
+    },
+  ) {}
+
+  /** Graceful stop: stop taking requests, end watches, let the Raft loop finish its Ready, close the database. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const p = this.parts;
+      p.hub.close();
+      p.leases.close();
+      await p.clientApp.close();
+      await p.node.close();
+      await p.peerApp.close();
+      await p.kv.close();
+      await p.store.close();
+      await p.db.close();
+    })();
+    return this.closing;
+  }
+}
+
+/** Opens (or, on a first start, forms) a member from its configuration and starts serving. */
+export async function startMember(config: ServeConfig): Promise<RunningMember> {
+  const id = nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
+  const logger = { level: config.logLevel };
+  const peerApp = Fastify({ logger, requestTimeout: 0 });
+  const log = peerApp.log.child({ member: config.name, id });
+  const db = await openMemberDb(join(config.dataDir, 'db'));
+  const store = await RaftStore.open(db);
+  if (config.initialClusterState === 'new') {
+    const founders = [...config.initialCluster].map(([name, peerUrls]) => ({
+      id: nodeId(memberIdFor(peerUrls, config.initialClusterToken)),
+      info: { name, peerUrls, clientUrls: name === config.name ? config.advertiseClientUrls : [] },
+    }));
+    if (await bootstrapIfEmpty(db, store, founders)) log.info({ members: founders.length }, 'formed a new cluster');
+  }
+  const members = await MemberRegistry.open(db);
+  const kv = await MvccStore.open(db, { carrySections: [MemberRegistry.SECTION] });
+  const hub = new WatchHub(kv);
+  let node: RaftNode | undefined;
+  const leases = new LeaseKeeper(kv, (leaseId) => {
+    node?.propose(encodeCommand({ op: 'leaseRevoke', id: leaseId }), AbortSignal.timeout(5000)).catch(() => undefined);
+  });
+  const machine: StateMachine = {
+    get appliedIndex() {
+      return kv.appliedIndex;
+    },
+    apply: async (commands, extraOps) => {
+      const results = await kv.apply(commands, extraOps);
+      leases.onApplied(results as (KvResult | undefined)[]);
+      return results;
+    },
+    snapshot: () => kv.snapshot(),
+    restore: (chunks) => kv.restore(chunks),
+  };
+  let receiver: TransportReceiver | undefined;
+  node = new RaftNode({
+    id,
+    store,
+    members,
+    stateMachine: machine,
+    transport: (hooks) => {
+      receiver = hooks;
+      return new HttpTransport({ selfId: id, clusterToken: config.initialClusterToken, logger: log, ...hooks });
+    },
+    snapshotDir: join(config.dataDir, 'snap'),
+    tickMs: config.heartbeatIntervalMs,
+    electionTicks: Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs),
+    snapshotCount: config.snapshotCount,
+    // etcd keeps 5000 entries behind a snapshot for slow followers; never more than a snapshot's worth.
+    snapshotCatchUpEntries: Math.min(5000, config.snapshotCount),
+    logger: log,
+    onLeaderChange: (lead, isLeader) => {
+      leases.onLeadership(isLeader);
+      log.info({ leader: lead || null }, isLeader ? 'became leader' : lead ? 'following a leader' : 'no leader');
+    },
+  });
+  await peerApp.register(peerRoutes, {
+    selfId: id,
+    clusterToken: config.initialClusterToken,
+    // A member that is joining knows no one until it has replayed the log: accept the cluster's leader.
+    isKnownPeer: (peer) => members.list().length === 0 || members.get(peer) !== undefined,
+    maxSnapshotBytes: config.quotaBackendBytes,
+    onMessages: (messages) => receiver?.onMessages(messages),
+    onSnapshot: async (message, body) => {
+      if (!receiver) throw new Error('member not started');
+      await receiver.onSnapshot(message, body);
+    },
+  });
+  const backend = new MemberBackend({
+    node,
+    store: kv,
+    hub,
+    members,
+    leases,
+    name: config.name,
+    clusterToken: config.initialClusterToken,
+    dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
+  });
+  const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, logger });
+  for (const url of config.listenPeerUrls) await peerApp.listen({ host: url.hostname, port: Number(url.port) });
+  for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
+  node.start();
+  log.info({ client: config.advertiseClientUrls, peer: config.initialAdvertisePeerUrls, dataDir: config.dataDir }, 'member started');
+  return new RunningMember(id, { db, store, kv, hub, leases, node, clientApp, peerApp });
+}
+
+/** `cairn serve`: start, then stop gracefully on SIGTERM or SIGINT. */
+export async function runMember(config: ServeConfig): Promise<void> {
+  const member = await startMember(config);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      void member.close().then(resolve);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
