@@ -231,7 +231,10 @@ export class RaftNode {
     // A leader's appends may leave before its own write (Raft thesis §10.2.1); the rest waits for it.
     const early = this.raw.status().softState.role === 'leader' ? rd.messages.filter((m) => m.type === 'app') : [];
     if (early.length > 0) this.transport.send(early);
-    await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    const before = this.options.store.memory.initialState().hardState;
+    const mustSync =
+      rd.entries.length > 0 || rd.snapshot !== undefined || (rd.hardState !== undefined && (rd.hardState.term !== before.term || rd.hardState.vote !== before.vote));
+    await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
     const rest = early.length > 0 ? rd.messages.filter((m) => m.type !== 'app') : rd.messages;
     this.transport.send(rest);
     if (rd.snapshot) await this.installSnapshot(rd);

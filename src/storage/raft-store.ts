@@ -53,6 +53,12 @@ export interface PersistInput {
   readonly hardState?: HardState;
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot;
+  /**
+   * Write with sync: true. Required when there are entries, a snapshot, or a new
+   * term or vote; a hard state that only moves commit may skip it (a lost commit
+   * index is learned again from the leader), as etcd does. Default true.
+   */
+  readonly sync?: boolean;
 }
 
 /**
@@ -130,7 +136,7 @@ export class RaftStore {
     }
     if (input.hardState) ops.push({ type: 'put', sublevel: this.meta, key: KEY_HARD_STATE, value: packr.pack(input.hardState) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: true });
+    await this.db.batch(ops, { sync: input.sync ?? true });
     if (input.snapshot) this.memory.applySnapshot(input.snapshot);
     this.memory.append(input.entries);
     if (input.hardState) this.memory.setHardState(input.hardState);

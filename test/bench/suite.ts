@@ -9,11 +9,20 @@ import { LocalCluster } from '../../cluster/local-cluster.js';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 const CASES = [
-  { name: 'PUT 256 B, 1 client', kind: 'put', clients: 1, total: 2000, serializable: false },
+  { name: 'PUT 256 B, 1 client (to the leader)', kind: 'put', clients: 1, total: 2000, serializable: false, leaderOnly: true },
+  { name: 'PUT 256 B, 1 client (to a follower)', kind: 'put', clients: 1, total: 2000, serializable: false, leaderOnly: false, follower: true },
   { name: 'PUT 256 B, 64 clients', kind: 'put', clients: 64, total: 30000, serializable: false },
   { name: 'GET linearizable, 64 clients', kind: 'get', clients: 64, total: 30000, serializable: false },
   { name: 'GET serializable, 64 clients', kind: 'get', clients: 64, total: 30000, serializable: true },
 ] as const;
+
+async function leaderUrl(urls: readonly string[]): Promise<{ leader: string; follower: string }> {
+  for (const url of urls) {
+    const status = (await (await fetch(`${url}/v1/status`)).json()) as { memberId: string; leaderId: string | null };
+    if (status.leaderId === status.memberId) return { leader: url, follower: urls.find((u) => u !== url)! };
+  }
+  throw new Error('no leader');
+}
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -28,7 +37,9 @@ try {
   const results = new Map<string, BenchResult[]>();
   for (let run = 1; run <= RUNS; run++) {
     for (const c of CASES) {
-      const r = await runBench(c.kind, { endpoints: cluster.clientUrls, clients: c.clients, total: c.total, keySize: 32, valueSize: 256, serializable: c.serializable });
+      const roles = await leaderUrl(cluster.clientUrls);
+      const endpoints = 'leaderOnly' in c && c.leaderOnly ? [roles.leader] : 'follower' in c ? [roles.follower] : cluster.clientUrls;
+      const r = await runBench(c.kind, { endpoints, clients: c.clients, total: c.total, keySize: 32, valueSize: 256, serializable: c.serializable });
       console.log(`run ${run}: ${formatResult(c.name, r)}`);
       results.set(c.name, [...(results.get(c.name) ?? []), r]);
     }
