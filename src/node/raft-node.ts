@@ -229,7 +229,7 @@ export class RaftNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     // A leader's appends may leave before its own write (Raft thesis §10.2.1); the rest waits for it.
-    const early = this.raw.status().softState.role === 'leader' ? rd.messages.filter((m) => m.type === 'app') : [];
+    const early = this.role === 'leader' ? rd.messages.filter((m) => m.type === 'app') : [];
     if (early.length > 0) this.transport.send(early);
     const before = this.options.store.memory.initialState().hardState;
     const mustSync =

@@ -62,7 +62,7 @@ export class RunningMember {
 export async function startMember(config: ServeConfig): Promise<RunningMember> {
   const id = nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
   const logger = { level: config.logLevel };
-  const peerApp = Fastify({ logger, requestTimeout: 0 });
+  const peerApp = Fastify({ logger, requestTimeout: 0, disableRequestLogging: true });
   const log = peerApp.log.child({ member: config.name, id });
   const db = await openMemberDb(join(config.dataDir, 'db'));
   const store = await RaftStore.open(db);
