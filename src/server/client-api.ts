@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CairnError, InvalidArgumentError, KeyNotFoundError, TooLargeError } from '../errors.js';
 import type { Backend, Compare, CompareOp, CompareTarget, KeyValue, ResponseHeader, TxnOp, TxnOpResponse } from './backend.js';
 import { serveWatch } from './sse.js';
@@ -13,7 +13,8 @@ export interface ClientApiOptions {
   readonly maxKeyBytes?: number;
   /** A request without an answer by then gets 504 Timeout (its outcome unknown). Default 10000 ms. */
   readonly requestTimeoutMs?: number;
-  readonly logger?: boolean | { level: string };
+  /** Where failures are logged (a pino logger); none when absent. */
+  readonly loggerInstance?: FastifyBaseLogger;
 }
 
 type Query = Record<string, string | string[] | undefined>;
@@ -131,7 +132,11 @@ export function buildClientApp(options: ClientApiOptions): FastifyInstance {
   const backend = options.backend;
   const maxKeyBytes = options.maxKeyBytes ?? 8192;
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
-  const app = Fastify({ logger: options.logger ?? false, disableRequestLogging: true, bodyLimit: options.maxRequestBytes ?? 1572864, maxParamLength: 65536 });
+  const app = Fastify({
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: false }),
+    bodyLimit: options.maxRequestBytes ?? 1572864,
+    routerOptions: { maxParamLength: 65536 },
+  });
   // Every body arrives as raw bytes: a PUT's body is the value, whatever its type; JSON routes parse it themselves.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));

@@ -1,4 +1,5 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
+import { pino } from 'pino';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MvccStore } from '../kv/mvcc.js';
@@ -36,8 +37,8 @@ export class RunningMember {
       hub: WatchHub;
       leases: LeaseKeeper;
       node: RaftNode;
-      clientApp: FastifyInstance;
-      peerApp: FastifyInstance;
+      clientApp: { close(): PromiseLike<unknown> };
+      peerApp: { close(): PromiseLike<unknown> };
     },
   ) {}
 
@@ -61,9 +62,10 @@ export class RunningMember {
 /** Opens (or, on a first start, forms) a member from its configuration and starts serving. */
 export async function startMember(config: ServeConfig): Promise<RunningMember> {
   const id = nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
-  const logger = { level: config.logLevel };
-  const peerApp = Fastify({ logger, requestTimeout: 0, disableRequestLogging: true });
-  const log = peerApp.log.child({ member: config.name, id });
+  const log = pino({ level: config.logLevel }).child({ member: config.name, id });
+  // The HTTP layers log failures only: a line per request would cost more than the request.
+  const httpLog = log.child({}, { level: config.logLevel === 'error' ? 'error' : 'warn' });
+  const peerApp = Fastify({ loggerInstance: httpLog, requestTimeout: 0 });
   const db = await openMemberDb(join(config.dataDir, 'db'));
   const store = await RaftStore.open(db);
   if (config.initialClusterState === 'new') {
@@ -136,7 +138,7 @@ export async function startMember(config: ServeConfig): Promise<RunningMember> {
     clusterToken: config.initialClusterToken,
     dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
   });
-  const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, logger });
+  const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, loggerInstance: httpLog });
   for (const url of config.listenPeerUrls) await peerApp.listen({ host: url.hostname, port: Number(url.port) });
   for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
   node.start();
