@@ -4,21 +4,17 @@
 // Operating errors are thrown as CairnError subclasses (src/errors.ts) whose
 // `code` is one of API.md's codes; everything else is a bug.
 
+import type { Compare, KeyValue, TxnOp, TxnOpResult } from '../kv/kv-commands.js';
+
+// The store's own shapes are the API's: one definition (src/kv/kv-commands.ts).
+export type { Compare, CompareOp, CompareTarget, KeyValue, TxnOp } from '../kv/kv-commands.js';
+export type TxnOpResponse = TxnOpResult;
+
 /** A response header: the store revision the answer reflects, the Raft term, this member's id (16 hex digits). */
 export interface ResponseHeader {
   readonly revision: number;
   readonly raftTerm: number;
   readonly memberId: string;
-}
-
-export interface KeyValue {
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
-  /** 0 when the key has no lease. */
-  readonly lease: number;
 }
 
 export interface RangeRequest {
@@ -73,32 +69,11 @@ export interface DeleteResponse {
   readonly prevKvs?: readonly KeyValue[];
 }
 
-export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
-export type CompareOp = '=' | '!=' | '<' | '>';
-
-export interface Compare {
-  readonly key: Uint8Array;
-  readonly target: CompareTarget;
-  readonly op: CompareOp;
-  /** Uint8Array for target 'value', a number otherwise. */
-  readonly value: Uint8Array | number;
-}
-
-export type TxnOp =
-  | { readonly get: { readonly key: Uint8Array; readonly prefix?: boolean } }
-  | { readonly put: { readonly key: Uint8Array; readonly value: Uint8Array; readonly lease?: number } }
-  | { readonly delete: { readonly key: Uint8Array; readonly prefix?: boolean } };
-
 export interface TxnRequest {
   readonly compare: readonly Compare[];
   readonly success: readonly TxnOp[];
   readonly failure: readonly TxnOp[];
 }
-
-export type TxnOpResponse =
-  | { readonly get: { readonly kvs: readonly KeyValue[]; readonly count: number } }
-  | { readonly put: { readonly prevKv?: KeyValue } }
-  | { readonly delete: { readonly deleted: number } };
 
 export interface TxnResponse {
   readonly header: ResponseHeader;
