@@ -30,7 +30,7 @@ export function clusterCommand(): Command {
       await local.start();
       await local.waitReady();
       process.stdout.write(`cluster of ${opts.size} ready; data in ${opts.dir}; endpoints: ${local.clientUrls.join(',')}\n`);
-      process.stdout.write(`try: CAIRN_ENDPOINTS=${local.clientUrls.join(',')} cairn put greeting hello\n`);
+      process.stdout.write(`try: curl -X PUT ${local.clientUrls[0]}/v1/kv/greeting -d hello && curl ${local.clientUrls[1]}/v1/kv/greeting\n`);
     });
   return cluster;
 }
