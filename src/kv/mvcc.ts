@@ -100,6 +100,8 @@ export class MvccStore {
   private readonly metaSection: SubDb;
   private readonly leaseSection: SubDb;
   private applying: Promise<unknown> = Promise.resolve();
+  /** Set while restore() replaces everything: reads wait for it rather than see half an image. */
+  private restoring: Promise<void> | undefined;
   private compacting: Promise<void> = Promise.resolve();
 
   /** Other sections of the member's database that travel in snapshots with the store (the member list). */
@@ -363,6 +365,7 @@ export class MvccStore {
    * revisions that cannot be read; the caller maps them to API errors.
    */
   async range(q: RangeQuery): Promise<RangeResult> {
+    if (this.restoring) await this.restoring;
     const revision = this.revision;
     const limit = q.limit && q.limit > 0 ? q.limit : Infinity;
     const end = q.prefix ? prefixEnd(q.key) : undefined;
@@ -404,6 +407,7 @@ export class MvccStore {
    * for watchers catching up. prevKv is looked up when asked.
    */
   async history(from: number, to: number, match: (key: Uint8Array) => boolean, withPrev: boolean, maxRevisions: number): Promise<RevisionEvents[]> {
+    if (this.restoring) await this.restoring;
     const out: RevisionEvents[] = [];
     let current: { revision: number; events: KvEvent[] } | undefined;
     for await (const [k, v] of this.histSection.iterator({ gte: revKey(from, 0), lt: revKey(to + 1, 0) })) {
@@ -506,6 +510,14 @@ export class MvccStore {
 
   /** Discards all earlier state and loads an image made by snapshot(). */
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const done = this.restoreNow(chunks);
+    this.restoring = done.finally(() => {
+      this.restoring = undefined;
+    });
+    await done;
+  }
+
+  private async restoreNow(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     await this.applying;
     await this.compacting;
     const target: Record<string, SubDb> = { hist: this.histSection, live: this.liveSection, lease: this.leaseSection, ...Object.fromEntries(this.carried) };

@@ -258,10 +258,10 @@ export class RaftNode {
   private async installSnapshot(rd: Ready): Promise<void> {
     const snapshot = rd.snapshot!;
     await this.options.stateMachine.restore(this.inbox.take(snapshot.metadata));
+    this.snapshotsInstalled++;
     await this.options.members.reload();
     this.options.store.setConfState(snapshot.metadata.confState);
     this.lastSnapshotIndex = snapshot.metadata.index;
-    this.snapshotsInstalled++;
     this.syncPeers();
   }
 
