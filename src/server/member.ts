@@ -7,7 +7,7 @@ import { WatchHub } from '../kv/watch-hub.js';
 import { bootstrapIfEmpty } from '../node/bootstrap.js';
 import { memberIdFor, type ServeConfig } from '../node/config.js';
 import { LeaseKeeper } from '../node/lease-keeper.js';
-import { MemberRegistry } from '../node/members.js';
+import { MemberRegistry, encodeMemberInfo } from '../node/members.js';
 import { RaftNode, type StateMachine } from '../node/raft-node.js';
 import { encodeCommand, type KvResult } from '../kv/kv-commands.js';
 import { nodeId, type NodeId } from '../raft/index.js';
@@ -39,6 +39,7 @@ export class RunningMember {
       node: RaftNode;
       clientApp: { close(): PromiseLike<unknown> };
       peerApp: { close(): PromiseLike<unknown> };
+      publisher: NodeJS.Timeout;
     },
   ) {}
 
@@ -46,6 +47,7 @@ export class RunningMember {
   close(): Promise<void> {
     this.closing ??= (async () => {
       const p = this.parts;
+      clearInterval(p.publisher);
       p.hub.close();
       p.leases.close();
       await p.clientApp.close();
@@ -71,7 +73,8 @@ export async function startMember(config: ServeConfig): Promise<RunningMember> {
   if (config.initialClusterState === 'new') {
     const founders = [...config.initialCluster].map(([name, peerUrls]) => ({
       id: nodeId(memberIdFor(peerUrls, config.initialClusterToken)),
-      info: { name, peerUrls, clientUrls: name === config.name ? config.advertiseClientUrls : [] },
+      // Identical on every founder (the entries must be): client URLs are published after start.
+      info: { name, peerUrls, clientUrls: [] },
     }));
     if (await bootstrapIfEmpty(db, store, founders)) log.info({ members: founders.length }, 'formed a new cluster');
   }
@@ -142,8 +145,34 @@ export async function startMember(config: ServeConfig): Promise<RunningMember> {
   for (const url of config.listenPeerUrls) await peerApp.listen({ host: url.hostname, port: Number(url.port) });
   for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
   node.start();
+  const publisher = publishMemberInfo(node, members, id, { name: config.name, clientUrls: config.advertiseClientUrls });
   log.info({ client: config.advertiseClientUrls, peer: config.initialAdvertisePeerUrls, dataDir: config.dataDir }, 'member started');
-  return new RunningMember(id, { db, store, kv, hub, leases, node, clientApp, peerApp });
+  return new RunningMember(id, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher });
+}
+
+/**
+ * A member tells the others its name and client URLs (the founders' conf changes
+ * carry only their own; a member added through the API has no name yet) by
+ * re-proposing its own membership with them, until the applied record matches.
+ * Retries every second: a conf change waits while another is pending.
+ */
+function publishMemberInfo(node: RaftNode, members: MemberRegistry, id: NodeId, wanted: { name: string; clientUrls: readonly string[] }): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    const me = members.get(id);
+    if (!me || node.status().softState.lead === '') return;
+    if (me.name === wanted.name && me.clientUrls.join(',') === wanted.clientUrls.join(',')) {
+      clearInterval(timer);
+      return;
+    }
+    const context = encodeMemberInfo({ name: wanted.name, peerUrls: me.peerUrls, clientUrls: wanted.clientUrls });
+    try {
+      node.proposeConfChange({ type: me.isLearner ? 'addLearner' : 'addNode', nodeId: id, context });
+    } catch {
+      // Not accepted now (no leader, another change pending): the next tick tries again.
+    }
+  }, 1000);
+  timer.unref();
+  return timer;
 }
 
 /** `cairn serve`: start, then stop gracefully on SIGTERM or SIGINT. */

@@ -154,6 +154,17 @@ describe('a three-member cluster of real processes', () => {
     expect(resumed).toEqual(revisions.slice(3));
   });
 
+  it('every member lists every member with its name and client URL', async () => {
+    const want = cluster.members.map((m) => [m.name, m.clientUrl]).sort();
+    for (let i = 0; i < 3; i++) {
+      await waitFor(`member ${i} to know everyone's client URL`, async () => {
+        const { body } = await call(url(i, '/v1/members'));
+        const got = (body.members as { name: string; clientUrls: string[] }[]).map((m) => [m.name, m.clientUrls[0]]).sort();
+        return JSON.stringify(got) === JSON.stringify(want) ? got : undefined;
+      });
+    }
+  });
+
   it('bad input is refused with the API error shape and changes nothing', async () => {
     const before = await call(url(0, '/v1/status'));
     const bad = await call(url(0, '/v1/kv/x?limit=abc'));
