@@ -34,10 +34,28 @@ function send(reply: FastifyReply, request: FastifyRequest, body: { header: Resp
     .send(encodeBody(body, format));
 }
 
+/** Where rewriteKeyUrl keeps the path as the client sent it. */
+const ORIGINAL_PATH = Symbol('cairn.originalPath');
+type WithOriginalPath = { [ORIGINAL_PATH]?: string };
+const KEY_ROUTES = ['/v1/kv/', '/v1/watch/'];
+
+/**
+ * Keys are any bytes, percent-encoded, so a key's path need not be valid UTF-8,
+ * which the router refuses. Key routes are routed on a placeholder path; the
+ * handlers read the key from the original one.
+ */
+function rewriteKeyUrl(raw: { url?: string } & WithOriginalPath): string {
+  const url = raw.url ?? '/';
+  const route = KEY_ROUTES.find((prefix) => url.startsWith(prefix));
+  if (!route) return url;
+  const q = url.indexOf('?');
+  raw[ORIGINAL_PATH] = q < 0 ? url : url.slice(0, q);
+  return `${route}key${q < 0 ? '' : url.slice(q)}`;
+}
+
 /** The key after `/v1/kv/` or `/v1/watch/`, percent-decoded to bytes, within the size limit. */
 function keyFrom(request: FastifyRequest, prefix: string, maxKeyBytes: number, allowEmpty: boolean): Uint8Array {
-  const raw = request.raw.url ?? '';
-  const path = raw.slice(prefix.length).split('?')[0];
+  const path = ((request.raw as WithOriginalPath)[ORIGINAL_PATH] ?? request.raw.url ?? '').slice(prefix.length).split('?')[0];
   const key = decodePathBytes(path);
   if (key.length > maxKeyBytes) throw new TooLargeError(`key is ${key.length} bytes; the limit is ${maxKeyBytes}`);
   if (key.length === 0 && !allowEmpty) throw new InvalidArgumentError('key must not be empty (use ?prefix=true to address every key)');
@@ -136,6 +154,7 @@ export function buildClientApp(options: ClientApiOptions): FastifyInstance {
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: false }),
     bodyLimit: options.maxRequestBytes ?? 1572864,
     routerOptions: { maxParamLength: 65536 },
+    rewriteUrl: (req) => rewriteKeyUrl(req as typeof req & WithOriginalPath),
   });
   // Every body arrives as raw bytes: a PUT's body is the value, whatever its type; JSON routes parse it themselves.
   app.removeAllContentTypeParsers();

@@ -30,6 +30,8 @@ export class RunningMember {
   private closing: Promise<void> | undefined;
   constructor(
     readonly id: NodeId,
+    /** The client API (for inject() in tests). */
+    readonly clientApp: ReturnType<typeof buildClientApp>,
     private readonly parts: {
       db: MemberDb;
       store: RaftStore;
@@ -63,6 +65,15 @@ export class RunningMember {
 
 /** Opens (or, on a first start, forms) a member from its configuration and starts serving. */
 export async function startMember(config: ServeConfig): Promise<RunningMember> {
+  return openMember(config, { listen: true });
+}
+
+/**
+ * Opens a member and starts its Raft loop. With listen: false nothing binds a
+ * port (tests drive the client API with inject()); the member can then only
+ * form a one-member cluster.
+ */
+export async function openMember(config: ServeConfig, options: { readonly listen: boolean }): Promise<RunningMember> {
   const id = nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
   const log = pino({ level: config.logLevel }).child({ member: config.name, id });
   // The HTTP layers log failures only: a line per request would cost more than the request.
@@ -142,12 +153,14 @@ export async function startMember(config: ServeConfig): Promise<RunningMember> {
     dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
   });
   const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, loggerInstance: httpLog });
-  for (const url of config.listenPeerUrls) await peerApp.listen({ host: url.hostname, port: Number(url.port) });
-  for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
+  if (options.listen) {
+    for (const url of config.listenPeerUrls) await peerApp.listen({ host: url.hostname, port: Number(url.port) });
+    for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
+  }
   node.start();
   const publisher = publishMemberInfo(node, members, id, { name: config.name, clientUrls: config.advertiseClientUrls });
   log.info({ client: config.advertiseClientUrls, peer: config.initialAdvertisePeerUrls, dataDir: config.dataDir }, 'member started');
-  return new RunningMember(id, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher });
+  return new RunningMember(id, clientApp, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher });
 }
 
 /**
