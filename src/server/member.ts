@@ -6,6 +6,7 @@ import { MvccStore } from '../kv/mvcc.js';
 import { WatchHub } from '../kv/watch-hub.js';
 import { bootstrapIfEmpty } from '../node/bootstrap.js';
 import { memberIdFor, type ServeConfig } from '../node/config.js';
+import { loadOrCreateIdentity } from '../node/identity.js';
 import { LeaseKeeper } from '../node/lease-keeper.js';
 import { MemberRegistry, encodeMemberInfo } from '../node/members.js';
 import { RaftNode, type StateMachine } from '../node/raft-node.js';
@@ -74,16 +75,21 @@ export async function startMember(config: ServeConfig): Promise<RunningMember> {
  * form a one-member cluster.
  */
 export async function openMember(config: ServeConfig, options: { readonly listen: boolean }): Promise<RunningMember> {
-  const id = nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
-  const log = pino({ level: config.logLevel }).child({ member: config.name, id });
+  const db = await openMemberDb(join(config.dataDir, 'db'));
+  const fresh = { id: nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken)), name: config.name, clusterToken: config.initialClusterToken };
+  const { identity, created } = await loadOrCreateIdentity(db, fresh);
+  const { id, clusterToken } = identity;
+  const log = pino({ level: config.logLevel }).child({ member: identity.name, id });
+  if (!created && (identity.name !== config.name || identity.clusterToken !== config.initialClusterToken)) {
+    log.warn({ name: config.name }, 'restarting from existing data: its name and cluster token win over the flags');
+  }
   // The HTTP layers log failures only: a line per request would cost more than the request.
   const httpLog = log.child({}, { level: config.logLevel === 'error' ? 'error' : 'warn' });
   const peerApp = Fastify({ loggerInstance: httpLog, requestTimeout: 0 });
-  const db = await openMemberDb(join(config.dataDir, 'db'));
   const store = await RaftStore.open(db);
   if (config.initialClusterState === 'new') {
     const founders = [...config.initialCluster].map(([name, peerUrls]) => ({
-      id: nodeId(memberIdFor(peerUrls, config.initialClusterToken)),
+      id: nodeId(memberIdFor(peerUrls, clusterToken)),
       // Identical on every founder (the entries must be): client URLs are published after start.
       info: { name, peerUrls, clientUrls: [] },
     }));
@@ -116,7 +122,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     stateMachine: machine,
     transport: (hooks) => {
       receiver = hooks;
-      return new HttpTransport({ selfId: id, clusterToken: config.initialClusterToken, logger: log, ...hooks });
+      return new HttpTransport({ selfId: id, clusterToken, logger: log, ...hooks });
     },
     snapshotDir: join(config.dataDir, 'snap'),
     tickMs: config.heartbeatIntervalMs,
@@ -132,7 +138,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
   });
   await peerApp.register(peerRoutes, {
     selfId: id,
-    clusterToken: config.initialClusterToken,
+    clusterToken,
     // A member that is joining knows no one until it has replayed the log: accept the cluster's leader.
     isKnownPeer: (peer) => members.list().length === 0 || members.get(peer) !== undefined,
     maxSnapshotBytes: config.quotaBackendBytes,
@@ -148,8 +154,8 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     hub,
     members,
     leases,
-    name: config.name,
-    clusterToken: config.initialClusterToken,
+    name: identity.name,
+    clusterToken,
     dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
   });
   const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, loggerInstance: httpLog });
@@ -158,7 +164,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
   }
   node.start();
-  const publisher = publishMemberInfo(node, members, id, { name: config.name, clientUrls: config.advertiseClientUrls });
+  const publisher = publishMemberInfo(node, members, id, { name: identity.name, clientUrls: config.advertiseClientUrls });
   log.info({ client: config.advertiseClientUrls, peer: config.initialAdvertisePeerUrls, dataDir: config.dataDir }, 'member started');
   return new RunningMember(id, clientApp, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher });
 }

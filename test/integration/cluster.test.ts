@@ -165,6 +165,33 @@ describe('a three-member cluster of real processes', () => {
     }
   });
 
+  it('a member restarted with only --name, --data-dir and listen URLs rejoins from its data', async () => {
+    const m = cluster.members[2];
+    await cluster.stopMember(m.name);
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    const child = spawn(process.execPath, [main, 'serve', '--name', m.name, '--data-dir', m.dataDir, '--listen-client-urls', m.clientUrl, '--listen-peer-urls', m.peerUrl, '--log-level', 'warn'], { stdio: 'ignore' });
+    try {
+      // It may have been the leader: write once the others have one.
+      const leader = await leaderIndex();
+      const before = await call(url(leader, '/v1/kv/restart-check'), { method: 'PUT', body: 'x' });
+      const rev = (before.body.header as { revision: number }).revision;
+      const got = await waitFor('the restarted member to serve the latest write', async () => {
+        const r = await call(url(2, '/v1/kv/restart-check'));
+        return r.status === 200 ? r : undefined;
+      });
+      expect((got.body.kv as Kv).modRevision).toBe(rev);
+      const status = await call(url(2, '/v1/status'));
+      expect(status.body.leaderId).not.toBeNull();
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await cluster.startMember(m.name);
+    }
+  }, 30_000);
+
   it('bad input is refused with the API error shape and changes nothing', async () => {
     const before = await call(url(0, '/v1/status'));
     const bad = await call(url(0, '/v1/kv/x?limit=abc'));
