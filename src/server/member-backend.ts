@@ -14,6 +14,7 @@ import {
   CompareFailedError,
   InvalidArgumentError,
   KeyNotFoundError,
+  NoSpaceError,
   TimeoutError,
   UnavailableError,
 } from '../errors.js';
@@ -31,6 +32,8 @@ export interface MemberBackendOptions {
   readonly clusterToken: string;
   /** Size of the member's data on disk, for status and the quota. */
   readonly dbSizeBytes: () => Promise<number>;
+  /** Writes (puts, transactions, lease grants) are refused past this data size; deletes and compaction still go. */
+  readonly quotaBackendBytes: number;
 }
 
 /** Maps the node's own errors onto API errors: not accepted = Unavailable (nothing happened), unknown = Timeout. */
@@ -57,8 +60,31 @@ function failureError(r: KvFailure): CairnError {
 export class MemberBackend implements api.Backend {
   readonly memberId: string;
 
+  /** The data size, sampled every couple of seconds (a directory scan per write would cost too much). */
+  private sizeBytes = 0;
+  private readonly sizeTimer: NodeJS.Timeout;
+
   constructor(private readonly o: MemberBackendOptions) {
     this.memberId = o.node.id;
+    const sample = (): void => {
+      o.dbSizeBytes().then(
+        (n) => (this.sizeBytes = n),
+        () => undefined,
+      );
+    };
+    sample();
+    this.sizeTimer = setInterval(sample, 2000);
+    this.sizeTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.sizeTimer);
+  }
+
+  private checkQuota(): void {
+    if (this.sizeBytes > this.o.quotaBackendBytes) {
+      throw new NoSpaceError(`the data size (${this.sizeBytes} bytes) is past --quota-backend-bytes (${this.o.quotaBackendBytes}); delete and compact to make room`);
+    }
   }
 
   private header(revision = this.o.store.revision): api.ResponseHeader {
@@ -100,6 +126,7 @@ export class MemberBackend implements api.Backend {
   }
 
   async put(q: api.PutRequest, signal: AbortSignal): Promise<api.PutResponse> {
+    this.checkQuota();
     const r = await this.propose({ op: 'put', ...q }, signal);
     if (r.op !== 'put') throw new Error(`unexpected result ${r.op}`);
     return { header: this.header(r.revision), ...(r.prevKv ? { prevKv: r.prevKv } : {}) };
@@ -112,6 +139,7 @@ export class MemberBackend implements api.Backend {
   }
 
   async txn(q: api.TxnRequest, signal: AbortSignal): Promise<api.TxnResponse> {
+    if (q.success.some((op) => 'put' in op) || q.failure.some((op) => 'put' in op)) this.checkQuota();
     const r = await this.propose({ op: 'txn', compare: q.compare, success: q.success, failure: q.failure }, signal);
     if (r.op !== 'txn') throw new Error(`unexpected result ${r.op}`);
     return { header: this.header(r.revision), succeeded: r.succeeded, responses: r.responses };
@@ -131,6 +159,7 @@ export class MemberBackend implements api.Backend {
   }
 
   async leaseGrant(ttlSeconds: number, signal: AbortSignal): Promise<api.LeaseGrantResponse> {
+    this.checkQuota();
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new InvalidArgumentError('ttl must be a positive integer (seconds)');
     // The id is chosen here, not in apply, so apply stays deterministic; a clash is refused and rare.
     const id = randomInt(1, 2 ** 47);
@@ -172,7 +201,7 @@ export class MemberBackend implements api.Backend {
       appliedIndex: this.o.store.appliedIndex,
       revision: this.o.store.revision,
       compactRevision: this.o.store.compactRevision,
-      dbSizeBytes: await this.o.dbSizeBytes(),
+      dbSizeBytes: this.sizeBytes,
       version: CAIRN_VERSION,
       isLearner: st.confState.learners.includes(this.o.node.id),
     };
@@ -266,7 +295,7 @@ export class MemberBackend implements api.Backend {
       ['cairn_mvcc_compact_revision', 'Revision below which history is compacted', this.o.store.compactRevision],
       ['cairn_watchers', 'Open watches on this member', this.o.hub.size],
       ['cairn_snapshots_installed_total', 'Snapshots received from a leader and installed by this process', this.o.node.snapshotsInstalled],
-      ['cairn_db_size_bytes', 'Size of the member database on disk', await this.o.dbSizeBytes()],
+      ['cairn_db_size_bytes', 'Size of the member database on disk (sampled)', this.sizeBytes],
     ] as const;
     return lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');
   }

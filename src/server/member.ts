@@ -43,6 +43,7 @@ export class RunningMember {
       clientApp: { close(): PromiseLike<unknown> };
       peerApp: { close(): PromiseLike<unknown> };
       publisher: NodeJS.Timeout;
+      backend: MemberBackend;
     },
   ) {}
 
@@ -51,6 +52,7 @@ export class RunningMember {
     this.closing ??= (async () => {
       const p = this.parts;
       clearInterval(p.publisher);
+      p.backend.close();
       p.hub.close();
       p.leases.close();
       await p.clientApp.close();
@@ -157,6 +159,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     name: identity.name,
     clusterToken,
     dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
+    quotaBackendBytes: config.quotaBackendBytes,
   });
   const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, loggerInstance: httpLog });
   if (options.listen) {
@@ -166,7 +169,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
   node.start();
   const publisher = publishMemberInfo(node, members, id, { name: identity.name, clientUrls: config.advertiseClientUrls });
   log.info({ client: config.advertiseClientUrls, peer: config.initialAdvertisePeerUrls, dataDir: config.dataDir }, 'member started');
-  return new RunningMember(id, clientApp, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher });
+  return new RunningMember(id, clientApp, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher, backend });
 }
 
 /**
