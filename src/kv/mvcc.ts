@@ -1,5 +1,7 @@
 import { Packr } from 'msgpackr';
 import { sublevel, type BatchOp, type MemberDb, type SubDb } from '../storage/member-db.js';
+import { compactHistoryBelow, encodeRow, readAt, readHistory, revKey, type HistoryEvent, type HistoryRevision, type HistRow } from './history.js';
+import { imageFrames, loadImage } from './mvcc-image.js';
 import {
   decodeCommand,
   isFailure,
@@ -16,32 +18,13 @@ const packr = new Packr({ useRecords: false });
 const STATE_KEY = new TextEncoder().encode('state');
 
 /** One change of one key, as watchers see it. A delete's kv has the key and the deletion's modRevision. */
-export interface KvEvent {
-  readonly type: 'put' | 'delete';
-  readonly kv: KeyValue;
-  readonly prevKv?: KeyValue;
-}
-
-export interface RevisionEvents {
-  readonly revision: number;
-  readonly events: readonly KvEvent[];
-}
+export type KvEvent = HistoryEvent;
+/** All changes of one revision. */
+export type RevisionEvents = HistoryRevision;
 
 interface Live extends KeyValue {
   /** Position of this version in the history: (modRevision, sub). */
   readonly sub: number;
-}
-
-/** A version in the history sublevel: [key, value, create, mod, version, lease, deleted, prevRev, prevSub]. */
-type HistRow = [Uint8Array, Uint8Array, number, number, number, number, 0 | 1, number, number];
-
-/** History keys: 8-byte big-endian revision then 4-byte sub index, so byte order is revision order. */
-export function revKey(revision: number, sub: number): Uint8Array {
-  const k = new Uint8Array(12);
-  const view = new DataView(k.buffer);
-  view.setBigUint64(0, BigInt(revision));
-  view.setUint32(8, sub);
-  return k;
 }
 
 const id = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
@@ -319,7 +302,7 @@ export class MvccStore {
     this.live.set(k, l);
     ctx.ops.push({ type: 'put', sublevel: this.liveSection, key: l.key, value: packr.pack([l.value, l.createRevision, l.modRevision, l.version, l.lease, sub]) });
     const row: HistRow = [l.key, l.value, l.createRevision, l.modRevision, l.version, l.lease, 0, prev?.modRevision ?? 0, prev?.sub ?? 0];
-    ctx.ops.push({ type: 'put', sublevel: this.histSection, key: revKey(ctx.revision, sub), value: packr.pack(row) });
+    ctx.ops.push({ type: 'put', sublevel: this.histSection, key: revKey(ctx.revision, sub), value: encodeRow(row) });
     ctx.events.push({ type: 'put', kv: publicKv(l), ...(prev ? { prevKv: publicKv(prev) } : {}) });
   }
 
@@ -334,7 +317,7 @@ export class MvccStore {
       const sub = ctx.sub++;
       ctx.ops.push({ type: 'del', sublevel: this.liveSection, key: old.key });
       const row: HistRow = [old.key, new Uint8Array(0), 0, ctx.revision, 0, 0, 1, old.modRevision, old.sub];
-      ctx.ops.push({ type: 'put', sublevel: this.histSection, key: revKey(ctx.revision, sub), value: packr.pack(row) });
+      ctx.ops.push({ type: 'put', sublevel: this.histSection, key: revKey(ctx.revision, sub), value: encodeRow(row) });
       const kv: KeyValue = { key: old.key, value: new Uint8Array(0), createRevision: 0, modRevision: ctx.revision, version: 0, lease: 0 };
       ctx.events.push({ type: 'delete', kv, prevKv: publicKv(old) });
     }
@@ -372,7 +355,8 @@ export class MvccStore {
     let all: KeyValue[];
     if (q.revision && q.revision < revision) {
       if (q.revision < this.compactRevision) throw new RangeReadError('compacted', this.compactRevision);
-      all = await this.rangeAt(q.key, end, q.prefix !== true, q.revision);
+      const single = q.prefix !== true;
+      all = await readAt(this.histSection, q.revision, (key) => inRange(key, q.key, end, single));
     } else if (q.revision && q.revision > revision) {
       throw new RangeReadError('future', this.compactRevision);
     } else if (!q.prefix) {
@@ -390,48 +374,13 @@ export class MvccStore {
     return { revision: q.revision && q.revision < revision ? q.revision : revision, kvs, count: all.length, more: all.length > limit };
   }
 
-  private async rangeAt(start: Uint8Array, end: Uint8Array | undefined, single: boolean, at: number): Promise<KeyValue[]> {
-    const latest = new Map<string, HistRow>();
-    for await (const v of this.histSection.values({ lt: revKey(at + 1, 0) })) {
-      const row = packr.unpack(v) as HistRow;
-      if (inRange(row[0], start, end, single)) latest.set(id(row[0]), row);
-    }
-    return [...latest.values()]
-      .filter((r) => r[6] === 0)
-      .map((r) => ({ key: r[0], value: r[1], createRevision: r[2], modRevision: r[3], version: r[4], lease: r[5] }))
-      .sort((a, b) => compareBytes(a.key, b.key));
-  }
-
   /**
    * Revisions [from, to] of the history touching the range, at most `maxRevisions`,
-   * for watchers catching up. prevKv is looked up when asked.
+   * for watchers catching up.
    */
   async history(from: number, to: number, match: (key: Uint8Array) => boolean, withPrev: boolean, maxRevisions: number): Promise<RevisionEvents[]> {
     if (this.restoring) await this.restoring;
-    const out: RevisionEvents[] = [];
-    let current: { revision: number; events: KvEvent[] } | undefined;
-    for await (const [k, v] of this.histSection.iterator({ gte: revKey(from, 0), lt: revKey(to + 1, 0) })) {
-      const revision = Number(new DataView(k.buffer, k.byteOffset, 8).getBigUint64(0));
-      if (!current || current.revision !== revision) {
-        if (current && current.events.length > 0) out.push(current);
-        if (out.length >= maxRevisions) break;
-        current = { revision, events: [] };
-      }
-      const row = packr.unpack(v) as HistRow;
-      if (!match(row[0])) continue;
-      const kv: KeyValue = { key: row[0], value: row[1], createRevision: row[2], modRevision: row[3], version: row[4], lease: row[5] };
-      let prevKv: KeyValue | undefined;
-      if (withPrev && row[7] > 0) {
-        const prev = await this.histSection.get(revKey(row[7], row[8]));
-        if (prev) {
-          const p = packr.unpack(prev) as HistRow;
-          prevKv = { key: p[0], value: p[1], createRevision: p[2], modRevision: p[3], version: p[4], lease: p[5] };
-        }
-      }
-      current.events.push({ type: row[6] === 1 ? 'delete' : 'put', kv, ...(prevKv ? { prevKv } : {}) });
-    }
-    if (current && current.events.length > 0 && out.length < maxRevisions) out.push(current);
-    return out;
+    return readHistory(this.histSection, from, to, match, withPrev, maxRevisions);
   }
 
   leaseIds(): number[] {
@@ -460,52 +409,22 @@ export class MvccStore {
 
   // ---- compaction, snapshots -----------------------------------------------------------------------
 
-  /** Drops history below `revision` (keeping the version of each key current at it), in bounded batches, in the background. */
+  /** Drops history below `revision` in the background (bounded batches; see history.ts). */
   private compactHistory(revision: number): void {
-    this.compacting = this.compacting.then(async () => {
-      const keep = new Map<string, Uint8Array>();
-      const drop: Uint8Array[] = [];
-      for await (const [k, v] of this.histSection.iterator({ lt: revKey(revision, 0) })) {
-        const row = packr.unpack(v) as HistRow;
-        const key = id(row[0]);
-        const before = keep.get(key);
-        if (before) drop.push(before);
-        if (row[6] === 1) {
-          drop.push(k);
-          keep.delete(key);
-        } else keep.set(key, k);
-        if (drop.length >= 1000) await this.histSection.batch(drop.splice(0).map((key) => ({ type: 'del' as const, key })));
-      }
-      if (drop.length > 0) await this.histSection.batch(drop.map((key) => ({ type: 'del' as const, key })));
-    }).catch(() => undefined);
+    this.compacting = this.compacting.then(() => compactHistoryBelow(this.histSection, revision)).catch(() => undefined);
   }
 
-  /** A consistent image: length-prefixed msgpack frames of the state, the history, the keys and the leases. */
+  /** A consistent image of the store (and the carried sections): see mvcc-image.ts. */
   async *snapshot(): AsyncIterable<Uint8Array> {
     await this.applying;
-    // Created in one synchronous step with the state: LevelDB iterators read from a snapshot taken at creation.
+    // State and iterators in one synchronous step (iterators read from a snapshot taken at creation).
     const state = { appliedIndex: this.appliedIndex, revision: this.revision, compactRevision: this.compactRevision };
-    const sections: Array<[string, SubDb]> = [['hist', this.histSection], ['live', this.liveSection], ['lease', this.leaseSection], ...this.carried];
-    const iterators = sections.map(([name, s]) => [name, s.iterator()] as const);
-    yield frame({ t: 'state', state });
-    for (const [name, it] of iterators) {
-      try {
-        let rows: [Uint8Array, Uint8Array][] = [];
-        let bytes = 0;
-        for await (const [k, v] of it) {
-          rows.push([k, v]);
-          bytes += k.length + v.length;
-          if (bytes >= 512 * 1024) {
-            yield frame({ t: name, rows });
-            rows = [];
-            bytes = 0;
-          }
-        }
-        if (rows.length > 0) yield frame({ t: name, rows });
-      } finally {
-        await it.close();
-      }
-    }
+    const iterators = Object.entries(this.imageSections()).map(([name, s]) => [name, s.iterator()] as const);
+    yield* imageFrames(state, iterators);
+  }
+
+  private imageSections(): Record<string, SubDb> {
+    return { hist: this.histSection, live: this.liveSection, lease: this.leaseSection, ...Object.fromEntries(this.carried) };
   }
 
   /** Discards all earlier state and loads an image made by snapshot(). */
@@ -520,15 +439,8 @@ export class MvccStore {
   private async restoreNow(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     await this.applying;
     await this.compacting;
-    const target: Record<string, SubDb> = { hist: this.histSection, live: this.liveSection, lease: this.leaseSection, ...Object.fromEntries(this.carried) };
-    for (const s of [...Object.values(target), this.metaSection]) await s.clear();
-    let state: { appliedIndex: number; revision: number; compactRevision: number } | undefined;
-    for await (const f of frames(chunks)) {
-      if (f.t === 'state') state = f.state;
-      else if (target[f.t]) await target[f.t].batch(f.rows.map(([key, value]) => ({ type: 'put' as const, key, value })));
-      else throw new Error(`snapshot image has an unknown frame ${JSON.stringify(f.t)}`);
-    }
-    if (!state) throw new Error('snapshot image has no state frame');
+    await this.metaSection.clear();
+    const state = await loadImage(chunks, this.imageSections());
     await this.metaSection.put(STATE_KEY, packr.pack(state));
     await this.load();
   }
@@ -554,28 +466,4 @@ function leaseKey(leaseId: number): Uint8Array {
   const k = new Uint8Array(8);
   new DataView(k.buffer).setBigUint64(0, BigInt(leaseId));
   return k;
-}
-
-type Frame = { t: 'state'; state: { appliedIndex: number; revision: number; compactRevision: number } } | { t: string; rows: [Uint8Array, Uint8Array][]; state?: never };
-
-function frame(f: unknown): Uint8Array {
-  const body = packr.pack(f);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length);
-  out.set(body, 4);
-  return out;
-}
-
-async function* frames(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Frame & { rows: [Uint8Array, Uint8Array][] }> {
-  let buffered = Buffer.alloc(0);
-  for await (const chunk of chunks) {
-    buffered = Buffer.concat([buffered, chunk]);
-    while (buffered.length >= 4) {
-      const size = buffered.readUInt32BE(0);
-      if (buffered.length < 4 + size) break;
-      yield packr.unpack(buffered.subarray(4, 4 + size)) as Frame & { rows: [Uint8Array, Uint8Array][] };
-      buffered = buffered.subarray(4 + size);
-    }
-  }
-  if (buffered.length > 0) throw new Error('snapshot image ends in the middle of a frame');
 }
