@@ -89,6 +89,9 @@ export class RaftNode {
   role = 'follower';
   /** Snapshots received from a leader and installed since this process started. */
   snapshotsInstalled = 0;
+  /** Ready cycles and entries persisted since this process started (entries per Ready = group commit). */
+  readyCycles = 0;
+  entriesPersisted = 0;
 
   constructor(private readonly options: RaftNodeOptions) {
     this.id = options.id;
@@ -176,6 +179,10 @@ export class RaftNode {
     return this.raw.status();
   }
 
+  transportStats() {
+    return this.transport.stats();
+  }
+
   private throwIfUnusable(): void {
     if (this.fatal) throw this.fatal;
     if (this.closed) throw new NotAcceptedError('member is shutting down');
@@ -235,6 +242,8 @@ export class RaftNode {
     const mustSync =
       rd.entries.length > 0 || rd.snapshot !== undefined || (rd.hardState !== undefined && (rd.hardState.term !== before.term || rd.hardState.vote !== before.vote));
     await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
+    this.readyCycles++;
+    this.entriesPersisted += rd.entries.length;
     const rest = early.length > 0 ? rd.messages.filter((m) => m.type !== 'app') : rd.messages;
     this.transport.send(rest);
     if (rd.snapshot) await this.installSnapshot(rd);

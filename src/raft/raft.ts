@@ -181,6 +181,21 @@ export class Raft {
     this.send({ type: 'heartbeat', to, commit, ...(readRound === undefined ? {} : { readRound }) });
   }
 
+  /**
+   * New entries or a new commit index that followers have not been sent yet. Set by
+   * proposals and acknowledgements, sent once per Ready (flushBroadcast): many
+   * proposals and acks between two Readies then cost one append per follower,
+   * not one each.
+   */
+  private broadcastPending = false;
+
+  /** Sends what broadcastPending stands for. RawNode calls it before it looks for a Ready. */
+  flushBroadcast(): void {
+    if (!this.broadcastPending) return;
+    this.broadcastPending = false;
+    if (this.role === 'leader') this.broadcastAppend();
+  }
+
   broadcastAppend(): void {
     for (const id of this.tracker.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
@@ -477,7 +492,7 @@ export class Raft {
       pr.freeAcked(m.index);
     }
     // A new commit index goes out at once (followers serve reads that wait on it).
-    if (this.maybeCommit()) this.broadcastAppend();
+    if (this.maybeCommit()) this.broadcastPending = true;
     // Keep the pipeline full: send as long as the window allows, without empty messages.
     for (let sent = 0; sent < this.config.maxInflightMsgs && this.sendAppend(m.from, false); sent++);
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
@@ -615,7 +630,7 @@ export class Raft {
     }
     if (!this.appendEntries(entries)) return rejected('uncommitted-limit');
     if (confChanges > 0) this.pendingConfIndex = this.log.lastIndex();
-    this.broadcastAppend();
+    this.broadcastPending = true;
     return ACCEPTED;
   }
 
@@ -630,7 +645,7 @@ export class Raft {
   onStable(): void {
     if (this.role !== 'leader') return;
     const self = this.tracker.progress.get(this.id);
-    if (self && self.maybeUpdate(this.log.lastStableIndex()) && this.maybeCommit()) this.broadcastAppend();
+    if (self && self.maybeUpdate(this.log.lastStableIndex()) && this.maybeCommit()) this.broadcastPending = true;
   }
 
   /** Leader: commit whatever a quorum of voters has durably stored, if it is of this term. */

@@ -118,6 +118,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
+    r.flushBroadcast();
     const soft = this.softState();
     if (soft.lead !== this.prevSoftState.lead || soft.role !== this.prevSoftState.role) return true;
     const hs = r.hardState();
@@ -130,6 +131,7 @@ export class RawNode {
   ready(): Ready {
     assert(this.pendingReady === undefined, 'ready() called again before advance()');
     const r = this.raft;
+    r.flushBroadcast();
     const soft = this.softState();
     const hs = r.hardState();
     const rd: Ready = {

@@ -297,6 +297,20 @@ export class MemberBackend implements api.Backend {
       ['cairn_snapshots_installed_total', 'Snapshots received from a leader and installed by this process', this.o.node.snapshotsInstalled],
       ['cairn_db_size_bytes', 'Size of the member database on disk (sampled)', this.sizeBytes],
     ] as const;
-    return lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');
+    const gauges = lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');
+    const counters: [string, string, number][] = [
+      ['cairn_raft_ready_total', 'Ready cycles handled (one synced write each at most)', this.o.node.readyCycles],
+      ['cairn_raft_entries_persisted_total', 'Log entries persisted', this.o.node.entriesPersisted],
+    ];
+    let peers = '';
+    for (const [peer, st] of this.o.node.transportStats().peers) {
+      peers += `cairn_peer_sent_messages_total{peer="${peer}"} ${st.sentMessages}\ncairn_peer_sent_batches_total{peer="${peer}"} ${st.sentBatches}\ncairn_peer_dropped_messages_total{peer="${peer}"} ${st.droppedMessages}\n`;
+    }
+    return (
+      gauges +
+      counters.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('') +
+      '# HELP cairn_peer_sent_messages_total Raft messages a peer acknowledged\n# TYPE cairn_peer_sent_messages_total counter\n' +
+      peers
+    );
   }
 }
