@@ -61,6 +61,8 @@ export interface RaftNodeOptions {
   /** Proposals and reads waiting for their outcome at once; past it new ones are refused. Default 20000. */
   readonly maxPendingRequests?: number;
   readonly logger: TransportLogger;
+  /** Peers to reach before the member list says anything (a member joining with --initial-cluster-state existing). */
+  readonly seedPeers?: ReadonlyMap<NodeId, string>;
   /** Told whenever the leader this member knows of changes (NONE: no leader). */
   readonly onLeaderChange?: (lead: NodeId, isLeader: boolean) => void;
 }
@@ -122,6 +124,9 @@ export class RaftNode {
       },
     });
     for (const m of options.members.list()) if (m.id !== this.id && m.peerUrls[0]) this.transport.addPeer(m.id, m.peerUrls[0]);
+    // A member joining a running cluster knows no one until it has replayed the log,
+    // which it cannot get without answering the leader: start from the peers it was told.
+    for (const [peer, url] of options.seedPeers ?? []) if (peer !== this.id && !options.members.get(peer)) this.transport.addPeer(peer, url);
   }
 
   start(): void {

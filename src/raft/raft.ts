@@ -3,6 +3,7 @@ import { validateConfig, type RaftConfig, type RaftConfigInput } from './config.
 import type { Progress } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnly, type PendingRead } from './read-only.js';
+import { decodeConfChange } from './conf-change.js';
 import { LogCompactedError } from './storage.js';
 import { ProgressTracker } from './tracker.js';
 import {
@@ -628,10 +629,27 @@ export class Raft {
     if (confChanges > 0 && (confChanges > 1 || this.pendingConfIndex > this.log.applied)) {
       return rejected('conf-change-pending');
     }
+    if (confChanges > 0 && !this.promotionReady(entries)) return rejected('learner-not-caught-up');
     if (!this.appendEntries(entries)) return rejected('uncommitted-limit');
     if (confChanges > 0) this.pendingConfIndex = this.log.lastIndex();
     this.broadcastPending = true;
     return ACCEPTED;
+  }
+
+  /**
+   * A learner becomes a voter only once it holds everything committed: promoting
+   * one that is far behind would add a voter that cannot help form a quorum for a
+   * long while (etcd refuses it too).
+   */
+  private promotionReady(entries: readonly Entry[]): boolean {
+    for (const e of entries) {
+      if (e.type !== 'confChange') continue;
+      const cc = decodeConfChange(e.data);
+      if (cc.type !== 'addNode' || !this.tracker.isLearner(cc.nodeId)) continue;
+      const pr = this.tracker.progress.get(cc.nodeId);
+      if (!pr || pr.match < this.log.committed) return false;
+    }
+    return true;
   }
 
   propose(entries: readonly Entry[]): ProposalResult {

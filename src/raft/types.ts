@@ -178,6 +178,7 @@ export type ProposalRejection =
   | 'uncommitted-limit'
   | 'conf-change-pending'
   | 'not-a-member'
+  | 'learner-not-caught-up'
   | 'too-many-reads';
 
 export type ProposalResult = { readonly accepted: true } | { readonly accepted: false; readonly reason: ProposalRejection };

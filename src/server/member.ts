@@ -98,6 +98,10 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     if (await bootstrapIfEmpty(db, store, founders)) log.info({ members: founders.length }, 'formed a new cluster');
   }
   const members = await MemberRegistry.open(db);
+  // Joining: the members named in --initial-cluster are the peers to reach first.
+  const seedPeers = new Map(
+    config.initialClusterState === 'existing' ? [...config.initialCluster.values()].map((urls) => [nodeId(memberIdFor(urls, clusterToken)), urls[0]] as const) : [],
+  );
   const kv = await MvccStore.open(db, { carrySections: [MemberRegistry.SECTION] });
   const hub = new WatchHub(kv);
   let node: RaftNode | undefined;
@@ -127,6 +131,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
       return new HttpTransport({ selfId: id, clusterToken, logger: log, ...hooks });
     },
     snapshotDir: join(config.dataDir, 'snap'),
+    seedPeers,
     tickMs: config.heartbeatIntervalMs,
     electionTicks: Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs),
     snapshotCount: config.snapshotCount,

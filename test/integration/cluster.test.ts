@@ -192,6 +192,46 @@ describe('a three-member cluster of real processes', () => {
     }
   }, 30_000);
 
+  it('a member added through the API joins as a learner, catches up, and is promoted', async () => {
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const { freePort } = await import('../../cluster/local-cluster.js');
+    const clientUrl = `http://127.0.0.1:${await freePort()}`;
+    const peerUrl = `http://127.0.0.1:${await freePort()}`;
+    const added = await call(url(0, '/v1/members'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ peerUrls: [peerUrl], learner: true }) });
+    expect(added.status).toBe(200);
+    const id = (added.body.member as { id: string }).id;
+    const initialCluster = [...cluster.members.map((m) => `${m.name}=${m.peerUrl}`), `n4=${peerUrl}`].join(',');
+    const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [main, 'serve', '--name', 'n4', '--data-dir', join(dir, 'n4'), '--listen-client-urls', clientUrl, '--listen-peer-urls', peerUrl,
+        '--initial-cluster', initialCluster, '--initial-cluster-state', 'existing', '--initial-cluster-token', 'cairn-local',
+        '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'warn'],
+      { stdio: 'ignore' },
+    );
+    try {
+      const count = (await call(url(0, '/v1/kv/?prefix=true&countOnly=true'))).body.count;
+      await waitFor('the new member to catch up', async () => {
+        const r = await call(`${clientUrl}/v1/kv/?prefix=true&countOnly=true&serializable=true`);
+        return r.body.count === count ? r : undefined;
+      });
+      const promoted = await waitFor('the promotion to be accepted', async () => {
+        const r = await call(url(await leaderIndex(), `/v1/members/${id}/promote`), { method: 'POST' });
+        return r.status === 200 ? r : undefined;
+      });
+      const members = promoted.body.members as { id: string; isLearner: boolean }[];
+      expect(members.find((m) => m.id === id)?.isLearner).toBe(false);
+      const removed = await call(url(await leaderIndex(), `/v1/members/${id}`), { method: 'DELETE' });
+      expect(removed.status).toBe(200);
+      expect((removed.body.members as { id: string }[]).map((m) => m.id)).not.toContain(id);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }, 30_000);
+
   it('bad input is refused with the API error shape and changes nothing', async () => {
     const before = await call(url(0, '/v1/status'));
     const bad = await call(url(0, '/v1/kv/x?limit=abc'));
