@@ -1,0 +1,28 @@
+// The client library users import (`import { Client } from 'cairn'`).
+// It imports nothing of the server side.
+
+export { Client } from './client.js';
+export { KeyValue, type Bytes } from './key-value.js';
+export {
+  AbortedError,
+  CairnClientError,
+  ClientClosedError,
+  CompactedError,
+  CompareFailedError,
+  ConnectionError,
+  InternalError,
+  InvalidArgumentError,
+  KeyNotFoundError,
+  NoSpaceError,
+  PermissionDeniedError,
+  SERVER_ERROR_STATUS,
+  TimeoutError,
+  TooLargeError,
+  UnauthenticatedError,
+  UnavailableError,
+  type ClientOnlyErrorCode,
+  type EndpointFailure,
+  type ErrorCode,
+  type ServerErrorCode,
+} from './errors.js';
+export type * from './types.js';

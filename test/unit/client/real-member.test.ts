@@ -1,0 +1,110 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, CompactedError, CompareFailedError, type WatchBatch } from '../../../src/client/index.js';
+import { parseServeConfig } from '../../../src/node/config.js';
+import { openMember, type RunningMember } from '../../../src/server/member.js';
+
+// The client against a real one-member stack (LevelDB, Raft, MVCC, SSE watch)
+// listening on a real port: the fake members of the other tests are only as
+// good as their likeness to this.
+
+describe('client against a real member', () => {
+  let dir: string;
+  let member: RunningMember;
+  let client: Client;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cairn-client-'));
+    const config = parseServeConfig({ name: 'solo', dataDir: dir, heartbeatInterval: '10', electionTimeout: '100', logLevel: 'error' });
+    member = await openMember(config, { listen: false });
+    const url = await member.clientApp.listen({ host: '127.0.0.1', port: 0 });
+    client = new Client({ endpoints: [url], timeoutMs: 5000 });
+    const deadline = Date.now() + 10_000;
+    while ((await member.clientApp.inject({ url: '/readyz' })).statusCode !== 200) {
+      if (Date.now() > deadline) throw new Error('member not ready');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  });
+  afterAll(async () => {
+    await client?.close();
+    await member?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('round-trips text and binary keys and values, ranges and deletes', async () => {
+    const key = Uint8Array.from([...Buffer.from('bin/a b/%/'), 0xff, 0x00]);
+    const value = Uint8Array.of(0, 255, 1);
+    const put = await client.put(key, value);
+    const kv = await client.get(key);
+    expect(kv?.key).toEqual(key);
+    expect(kv?.value).toEqual(value);
+    expect(kv?.modRevision).toBe(put.header.revision);
+    await client.put('bin/text', 'hello');
+    expect((await client.get('bin/text'))?.text()).toBe('hello');
+    expect(await client.get('bin/none')).toBeNull();
+    const range = await client.range('bin/');
+    expect(range.count).toBe(2);
+    const deleted = await client.delete('bin/', { prefix: true, prevKv: true });
+    expect(deleted.deleted).toBe(2);
+    expect(deleted.prevKvs?.map((k) => k.key)).toContainEqual(key);
+  });
+
+  it('sends a txn with bytes (msgpack body) and sees CompareFailed with the kv', async () => {
+    const t = await client.txn({
+      compare: [{ key: 't/x', target: 'version', op: '=', value: 0 }],
+      success: [{ put: { key: 't/x', value: Uint8Array.of(0xfe) } }, { put: { key: 't/y', value: 'y' } }, { get: { key: 't/', prefix: true } }],
+    });
+    expect(t.succeeded).toBe(true);
+    const got = t.responses[2];
+    expect('get' in got && got.get.kvs.map((k) => k.keyText())).toEqual(['t/x', 't/y']);
+    expect((await client.get('t/x'))?.value).toEqual(Uint8Array.of(0xfe));
+    const error = await client.put('t/x', 'z', { ifVersion: 0 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CompareFailedError);
+    expect((error as CompareFailedError).kv?.value).toEqual(Uint8Array.of(0xfe));
+  });
+
+  it('grants, inspects, keeps alive and revokes a lease', async () => {
+    const lease = await client.grantLease(60);
+    await client.put('leased', 'v', { lease: lease.id });
+    const info = await client.leaseInfo(lease.id);
+    expect(info).toMatchObject({ id: lease.id, grantedTtl: 60 });
+    expect(info.keys.map((k) => Buffer.from(k).toString())).toEqual(['leased']);
+    expect((await client.keepAlive(lease.id)).ttl).toBeGreaterThan(0);
+    expect(await client.leases()).toContain(lease.id);
+    await client.revokeLease(lease.id);
+    expect(await client.get('leased')).toBeNull();
+  });
+
+  it('reads status and members', async () => {
+    const status = await client.status();
+    expect(status).toMatchObject({ name: 'solo', memberId: member.id, leaderId: member.id });
+    const members = await client.members();
+    expect(members.map((m) => m.id)).toEqual([member.id]);
+  });
+
+  it('watches changes grouped by revision, from a start revision', async () => {
+    const start = (await client.put('w/a', '1')).header.revision;
+    await client.txn({ success: [{ put: { key: 'w/b', value: '2' } }, { put: { key: 'w/c', value: Uint8Array.of(0xff) } }] });
+    const batches: WatchBatch[] = [];
+    for await (const batch of client.watch('w/', { prefix: true, startRevision: start })) {
+      if (!batch.progress) batches.push(batch);
+      if (batches.length === 2) break;
+    }
+    expect(batches.map((b) => b.revision)).toEqual([start, start + 1]);
+    expect(batches[1].events.map((e) => e.kv.keyText())).toEqual(['w/b', 'w/c']);
+    expect(batches[1].events[1].kv.value).toEqual(Uint8Array.of(0xff));
+  });
+
+  it('reports compaction to reads and watches', async () => {
+    const old = (await client.put('c', '1')).header.revision;
+    const now = (await client.put('c', '2')).header.revision;
+    await client.compact(now);
+    await expect(client.get('c', { revision: old })).rejects.toBeInstanceOf(CompactedError);
+    const watching = (async () => {
+      for await (const batch of client.watch('c', { startRevision: old })) void batch;
+    })();
+    await expect(watching).rejects.toMatchObject({ constructor: CompactedError, compactRevision: now });
+  });
+});
