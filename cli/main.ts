@@ -4,14 +4,19 @@ import { Command, CommanderError } from 'commander';
 import { CairnError } from '../src/errors.js';
 import { benchCommand } from './bench.js';
 import { clusterCommand } from './cluster.js';
+import { kvCommands, type GlobalOptions } from './kv-commands.js';
 import { serveCommand } from './serve.js';
 
 const program = new Command('cairn')
   .description('a replicated, watchable configuration store')
-  .option('--endpoints <urls>', 'client URLs of the cluster, comma separated', process.env.CAIRN_ENDPOINTS ?? 'http://127.0.0.1:2379')
+  .option('--endpoints <urls>', 'client URLs of the cluster, comma separated (env CAIRN_ENDPOINTS)', process.env.CAIRN_ENDPOINTS ?? 'http://127.0.0.1:2379')
+  .option('--timeout <ms>', 'deadline of each request', (v) => Number(v), 5000)
+  .option('-o, --output <format>', 'simple or json', 'simple')
   .exitOverride()
   .addCommand(serveCommand())
   .addCommand(clusterCommand());
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+for (const command of kvCommands(globals)) program.addCommand(command);
 program.addCommand(benchCommand(() => (program.opts<{ endpoints: string }>().endpoints).split(',').map((s) => s.trim()).filter(Boolean)));
 
 try {
