@@ -26,14 +26,14 @@ function printKv(kv: KeyValue, valueOnly: boolean, output: GlobalOptions['output
   }
 }
 
-async function readStdin(): Promise<Buffer> {
+export async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 
 /** Runs an action with a client on the global endpoints; a failed request prints its code and exits 1. */
-async function withClient(globals: () => GlobalOptions, action: (client: Client, g: GlobalOptions) => Promise<void>): Promise<void> {
+export async function withClient(globals: () => GlobalOptions, action: (client: Client, g: GlobalOptions) => Promise<void>): Promise<void> {
   const g = globals();
   const client = new Client({ endpoints: g.endpoints.split(',').map((s) => s.trim()).filter(Boolean), timeoutMs: g.timeout });
   try {
@@ -137,8 +137,12 @@ export function kvCommands(globals: () => GlobalOptions): Command[] {
     }),
   );
 
-  const member = new Command('member').description('cluster membership');
-  member.command('list').action(() =>
+  return [get, put, del, watch, status];
+}
+
+/** `member list`; add, remove and promote are in admin-commands.ts. */
+export function memberListCommand(globals: () => GlobalOptions): Command {
+  return new Command('list').description('every member: id, role, name, peer and client URLs').action(() =>
     withClient(globals, async (client, g) => {
       const members = await client.members();
       for (const m of members) {
@@ -147,6 +151,4 @@ export function kvCommands(globals: () => GlobalOptions): Command[] {
       }
     }),
   );
-
-  return [get, put, del, watch, status, member];
 }

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { CairnError } from '../src/errors.js';
 import { benchCommand } from './bench.js';
 import { clusterCommand } from './cluster.js';
+import { adminCommands } from './admin-commands.js';
 import { kvCommands, type GlobalOptions } from './kv-commands.js';
 import { serveCommand } from './serve.js';
 
@@ -16,7 +17,7 @@ const program = new Command('cairn')
   .addCommand(serveCommand())
   .addCommand(clusterCommand());
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-for (const command of kvCommands(globals)) program.addCommand(command);
+for (const command of [...kvCommands(globals), ...adminCommands(globals)]) program.addCommand(command);
 program.addCommand(benchCommand(() => (program.opts<{ endpoints: string }>().endpoints).split(',').map((s) => s.trim()).filter(Boolean)));
 
 try {
