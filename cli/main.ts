@@ -20,6 +20,13 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 for (const command of [...kvCommands(globals), ...adminCommands(globals)]) program.addCommand(command);
 program.addCommand(benchCommand(() => (program.opts<{ endpoints: string }>().endpoints).split(',').map((s) => s.trim()).filter(Boolean)));
 
+// Usage errors anywhere in the tree come back here (exit 2) instead of exiting inside commander.
+const overrideExits = (command: Command): void => {
+  command.exitOverride();
+  command.commands.forEach(overrideExits);
+};
+overrideExits(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

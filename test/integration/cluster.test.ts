@@ -232,6 +232,40 @@ describe('a three-member cluster of real processes', () => {
     }
   }, 30_000);
 
+  it('the cairn command: put, get, del, watch, txn, member list; exit status 0, 1, 2', async () => {
+    const { execFile } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const main = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    const env = { ...process.env, CAIRN_ENDPOINTS: cluster.clientUrls.join(',') };
+    const cairn = (args: string[], input?: string): Promise<{ code: number; out: string; err: string }> =>
+      new Promise((resolve) => {
+        const child = execFile(process.execPath, [main, ...args], { env, timeout: 15_000 }, (error, out, err) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out, err }),
+        );
+        if (input !== undefined) child.stdin?.end(input);
+        else child.stdin?.end();
+      });
+    expect(await cairn(['put', 'cli/a', 'one'])).toMatchObject({ code: 0, out: 'OK\n' });
+    expect(await cairn(['put', 'cli/b'], 'from stdin')).toMatchObject({ code: 0 });
+    expect(await cairn(['get', 'cli/a'])).toMatchObject({ code: 0, out: 'cli/a\none\n' });
+    expect((await cairn(['get', 'cli/', '--prefix', '--print-value-only'])).out).toBe('one\nfrom stdin\n');
+    expect((await cairn(['get', 'cli/missing'])).code).toBe(1);
+    expect((await cairn(['get', 'x', '--limit', 'abc'])).code).toBe(2);
+    expect((await cairn(['no-such-command'])).code).toBe(2);
+    const txn = await cairn(['txn'], JSON.stringify({ compare: [{ key: 'cli/a', target: 'value', op: '=', value: 'one' }], success: [{ put: { key: 'cli/c', value: 'three' } }] }));
+    expect(txn.code).toBe(0);
+    expect(JSON.parse(txn.out).succeeded).toBe(true);
+    expect((await cairn(['member', 'list'])).out.trim().split('\n')).toHaveLength(3);
+    const put = await cairn(['put', 'cli/w', 'watched', '-o', 'json']);
+    const revision = JSON.parse(put.out).revision as number;
+    // A watch runs until interrupted: this one is ended by its 3 s timeout, after printing the history from `revision`.
+    const once = await new Promise<string>((resolve) => {
+      execFile(process.execPath, [main, 'watch', 'cli/w', '--rev', String(revision)], { env, timeout: 3000 }, (_e, out) => resolve(out));
+    });
+    expect(once).toBe('PUT\ncli/w\nwatched\n');
+    expect((await cairn(['del', 'cli/', '--prefix'])).out).toBe('4\n');
+  }, 60_000);
+
   it('bad input is refused with the API error shape and changes nothing', async () => {
     const before = await call(url(0, '/v1/status'));
     const bad = await call(url(0, '/v1/kv/x?limit=abc'));
