@@ -1,36 +1,27 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, CompactedError, CompareFailedError, type WatchBatch } from '../../../src/client/index.js';
-import { parseServeConfig } from '../../../src/node/config.js';
-import { openMember, type RunningMember } from '../../../src/server/member.js';
+import type { RunningMember } from '../../../src/server/member.js';
+import { startSoloMember, type SoloMember } from '../../support/solo-member.js';
 
 // The client against a real one-member stack (LevelDB, Raft, MVCC, SSE watch)
 // listening on a real port: the fake members of the other tests are only as
 // good as their likeness to this.
 
 describe('client against a real member', () => {
-  let dir: string;
   let member: RunningMember;
   let client: Client;
 
+  let solo: SoloMember;
+
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cairn-client-'));
-    const config = parseServeConfig({ name: 'solo', dataDir: dir, heartbeatInterval: '10', electionTimeout: '100', logLevel: 'error' });
-    member = await openMember(config, { listen: false });
+    solo = await startSoloMember();
+    member = solo.member;
     const url = await member.clientApp.listen({ host: '127.0.0.1', port: 0 });
     client = new Client({ endpoints: [url], timeoutMs: 5000 });
-    const deadline = Date.now() + 10_000;
-    while ((await member.clientApp.inject({ url: '/readyz' })).statusCode !== 200) {
-      if (Date.now() > deadline) throw new Error('member not ready');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
   });
   afterAll(async () => {
     await client?.close();
-    await member?.close();
-    await rm(dir, { recursive: true, force: true });
+    await solo?.close();
   });
 
   it('round-trips text and binary keys and values, ranges and deletes', async () => {

@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseServeConfig } from '../../../src/node/config.js';
-import { openMember, type RunningMember } from '../../../src/server/member.js';
+import type { RunningMember } from '../../../src/server/member.js';
+import { startSoloMember, type SoloMember } from '../../support/solo-member.js';
 
 // The client API through inject() (no sockets) on a real one-member stack:
 // LevelDB, the Raft loop, the MVCC store, the watch hub.
@@ -12,24 +9,17 @@ import { openMember, type RunningMember } from '../../../src/server/member.js';
 const packr = new Packr({ useRecords: false });
 
 describe('client API routes', () => {
-  let dir: string;
+  let solo: SoloMember;
   let member: RunningMember;
   const app = () => member.clientApp;
   const json = (body: string) => JSON.parse(body) as Record<string, any>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cairn-api-'));
-    const config = parseServeConfig({ name: 'solo', dataDir: dir, heartbeatInterval: '10', electionTimeout: '100', logLevel: 'error' });
-    member = await openMember(config, { listen: false });
-    const deadline = Date.now() + 10_000;
-    while ((await app().inject({ url: '/readyz' })).statusCode !== 200) {
-      if (Date.now() > deadline) throw new Error('member not ready');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    solo = await startSoloMember();
+    member = solo.member;
   });
   afterAll(async () => {
-    await member?.close();
-    await rm(dir, { recursive: true, force: true });
+    await solo?.close();
   });
 
   it('puts and gets text; every answer has the header and X-Cairn-Revision', async () => {

@@ -1,27 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseServeConfig } from '../../../src/node/config.js';
-import { openMember, type RunningMember } from '../../../src/server/member.js';
+import type { RunningMember } from '../../../src/server/member.js';
+import { startSoloMember, type SoloMember } from '../../support/solo-member.js';
 
 describe('--quota-backend-bytes', () => {
-  let dir: string;
+  let solo: SoloMember;
   let member: RunningMember;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cairn-quota-'));
-    const config = parseServeConfig({ name: 'q', dataDir: dir, heartbeatInterval: '10', electionTimeout: '100', logLevel: 'error', quotaBackendBytes: String(1024 * 1024) });
-    member = await openMember(config, { listen: false });
-    const deadline = Date.now() + 10_000;
-    while ((await member.clientApp.inject({ url: '/readyz' })).statusCode !== 200) {
-      if (Date.now() > deadline) throw new Error('member not ready');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    solo = await startSoloMember({ name: 'q', quotaBackendBytes: String(1024 * 1024) });
+    member = solo.member;
   });
   afterAll(async () => {
-    await member?.close();
-    await rm(dir, { recursive: true, force: true });
+    await solo?.close();
   });
 
   it('refuses writes with 507 NoSpace past the quota, and still allows deletes', async () => {
