@@ -17,7 +17,7 @@ import { RaftStore } from '../storage/raft-store.js';
 import { HttpTransport } from '../transport/peer-sender.js';
 import { peerRoutes } from '../transport/peer-routes.js';
 import type { TransportReceiver } from '../transport/transport.js';
-import { buildClientApp } from './app.js';
+import { buildClientApp } from './client-api.js';
 import { MemberBackend } from './member-backend.js';
 
 async function directoryBytes(dir: string): Promise<number> {

@@ -1,0 +1,294 @@
+import { Readable } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { CairnError, InvalidArgumentError, KeyNotFoundError, TooLargeError } from '../errors.js';
+import type { Backend, Compare, CompareOp, CompareTarget, KeyValue, ResponseHeader, TxnOp, TxnOpResponse } from './backend.js';
+import { serveWatch } from './sse.js';
+import { bodyBytes, decodeBody, decodePathBytes, encodeBody, onlyParams, queryBool, queryInt, wireKv, type Format } from './wire.js';
+
+export interface ClientApiOptions {
+  readonly backend: Backend;
+  /** Largest request body. Default 1572864 (API.md's --max-request-bytes). */
+  readonly maxRequestBytes?: number;
+  /** Largest key. Default 8192 bytes. */
+  readonly maxKeyBytes?: number;
+  /** A request without an answer by then gets 504 Timeout (its outcome unknown). Default 10000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Where failures are logged (a pino logger); none when absent. */
+  readonly loggerInstance?: FastifyBaseLogger;
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+function formatOf(request: FastifyRequest): Format {
+  if (request.headers.accept?.includes('application/msgpack')) return { msgpack: true };
+  const q = request.query as Query;
+  return { msgpack: false, base64: q.encoding === 'base64' };
+}
+
+function send(reply: FastifyReply, request: FastifyRequest, body: { header: ResponseHeader } & Record<string, unknown>, status = 200): FastifyReply {
+  const format = formatOf(request);
+  return reply
+    .code(status)
+    .header('x-cairn-revision', String(body.header.revision))
+    .type(format.msgpack ? 'application/msgpack' : 'application/json')
+    .send(encodeBody(body, format));
+}
+
+/** Where rewriteKeyUrl keeps the path as the client sent it. */
+const ORIGINAL_PATH = Symbol('cairn.originalPath');
+type WithOriginalPath = { [ORIGINAL_PATH]?: string };
+const KEY_ROUTES = ['/v1/kv/', '/v1/watch/'];
+
+/**
+ * Keys are any bytes, percent-encoded, so a key's path need not be valid UTF-8,
+ * which the router refuses. Key routes are routed on a placeholder path; the
+ * handlers read the key from the original one.
+ */
+function rewriteKeyUrl(raw: { url?: string } & WithOriginalPath): string {
+  const url = raw.url ?? '/';
+  const route = KEY_ROUTES.find((prefix) => url.startsWith(prefix));
+  if (!route) return url;
+  const q = url.indexOf('?');
+  raw[ORIGINAL_PATH] = q < 0 ? url : url.slice(0, q);
+  return `${route}key${q < 0 ? '' : url.slice(q)}`;
+}
+
+/** The key after `/v1/kv/` or `/v1/watch/`, percent-decoded to bytes, within the size limit. */
+function keyFrom(request: FastifyRequest, prefix: string, maxKeyBytes: number, allowEmpty: boolean): Uint8Array {
+  const path = ((request.raw as WithOriginalPath)[ORIGINAL_PATH] ?? request.raw.url ?? '').slice(prefix.length).split('?')[0];
+  const key = decodePathBytes(path);
+  if (key.length > maxKeyBytes) throw new TooLargeError(`key is ${key.length} bytes; the limit is ${maxKeyBytes}`);
+  if (key.length === 0 && !allowEmpty) throw new InvalidArgumentError('key must not be empty (use ?prefix=true to address every key)');
+  return key;
+}
+
+/**
+ * The request's deadline: its timeout, or the client going away before the answer,
+ * whichever comes first. One controller and one timer, both released when the
+ * response is done (AbortSignal.timeout + any cost a few percent of CPU per request).
+ */
+function deadline(reply: FastifyReply, timeoutMs: number): AbortSignal {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  reply.raw.once('close', () => {
+    clearTimeout(timer);
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+const TARGETS: readonly CompareTarget[] = ['value', 'version', 'createRevision', 'modRevision', 'lease'];
+const OPS: readonly CompareOp[] = ['=', '!=', '<', '>'];
+
+function object(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(`${what} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function nonNegative(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
+  return v;
+}
+
+function parseTxn(body: unknown, maxKeyBytes: number): { compare: Compare[]; success: TxnOp[]; failure: TxnOp[] } {
+  const b = object(body, 'txn body');
+  const list = (v: unknown, what: string): unknown[] => {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new InvalidArgumentError(`${what} must be an array`);
+    if (v.length > 128) throw new TooLargeError(`${what} has ${v.length} items; the limit is 128`);
+    return v;
+  };
+  const key = (o: Record<string, unknown>, what: string): Uint8Array => {
+    const k = bodyBytes(o.key, o.encoding === 'base64', `${what}.key`);
+    if (k.length === 0 || k.length > maxKeyBytes) throw new InvalidArgumentError(`${what}.key must be 1 to ${maxKeyBytes} bytes`);
+    return k;
+  };
+  const compare = list(b.compare, 'compare').map((raw, i): Compare => {
+    const c = object(raw, `compare[${i}]`);
+    if (!TARGETS.includes(c.target as CompareTarget)) throw new InvalidArgumentError(`compare[${i}].target must be one of ${TARGETS.join(', ')}`);
+    if (!OPS.includes(c.op as CompareOp)) throw new InvalidArgumentError(`compare[${i}].op must be one of ${OPS.join(' ')}`);
+    const target = c.target as CompareTarget;
+    const value = target === 'value' ? bodyBytes(c.value, c.encoding === 'base64', `compare[${i}].value`) : nonNegative(c.value, `compare[${i}].value`);
+    return { key: key(c, `compare[${i}]`), target, op: c.op as CompareOp, value };
+  });
+  const ops = (name: string): TxnOp[] =>
+    list(b[name], name).map((raw, i): TxnOp => {
+      const o = object(raw, `${name}[${i}]`);
+      const what = `${name}[${i}]`;
+      if (o.get !== undefined) {
+        const g = object(o.get, `${what}.get`);
+        return { get: { key: key(g, `${what}.get`), prefix: g.prefix === true } };
+      }
+      if (o.put !== undefined) {
+        const p = object(o.put, `${what}.put`);
+        const lease = p.lease === undefined ? undefined : nonNegative(p.lease, `${what}.put.lease`);
+        return { put: { key: key(p, `${what}.put`), value: bodyBytes(p.value, p.encoding === 'base64', `${what}.put.value`), ...(lease ? { lease } : {}) } };
+      }
+      if (o.delete !== undefined) {
+        const d = object(o.delete, `${what}.delete`);
+        return { delete: { key: key(d, `${what}.delete`), prefix: d.prefix === true } };
+      }
+      throw new InvalidArgumentError(`${what} must be {get}, {put} or {delete}`);
+    });
+  return { compare, success: ops('success'), failure: ops('failure') };
+}
+
+function wireTxnResponse(r: TxnOpResponse, format: Format): unknown {
+  if ('get' in r) return { get: { kvs: r.get.kvs.map((kv) => wireKv(kv, format)), count: r.get.count } };
+  if ('put' in r) return { put: r.put.prevKv ? { prevKv: wireKv(r.put.prevKv, format) } : {} };
+  return r;
+}
+
+function idParam(request: FastifyRequest, name: string): string {
+  const v = (request.params as Record<string, string>)[name];
+  if (!/^[0-9a-f]{16}$/.test(v)) throw new InvalidArgumentError(`${name} must be 16 hex digits`);
+  return v;
+}
+
+function leaseParam(request: FastifyRequest): number {
+  const v = (request.params as Record<string, string>).id;
+  if (!/^\d{1,15}$/.test(v) || Number(v) === 0) throw new InvalidArgumentError('lease id must be a positive integer');
+  return Number(v);
+}
+
+/** The client API of API.md on a fastify instance (JSON by default, msgpack on request). */
+export function buildClientApp(options: ClientApiOptions): FastifyInstance {
+  const backend = options.backend;
+  const maxKeyBytes = options.maxKeyBytes ?? 8192;
+  const timeoutMs = options.requestTimeoutMs ?? 10_000;
+  const app = Fastify({
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: false }),
+    bodyLimit: options.maxRequestBytes ?? 1572864,
+    routerOptions: { maxParamLength: 65536 },
+    rewriteUrl: (req) => rewriteKeyUrl(req as typeof req & WithOriginalPath),
+  });
+  // Every body arrives as raw bytes: a PUT's body is the value, whatever its type; JSON routes parse it themselves.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
+    let error: CairnError;
+    if (err instanceof CairnError) error = err;
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') error = new TooLargeError(`request body is larger than ${options.maxRequestBytes ?? 1572864} bytes`);
+    else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) error = new InvalidArgumentError(err.message);
+    else {
+      request.log.error({ err }, 'request failed');
+      return reply.code(500).send({ error: { code: 'Internal', message: 'internal error' } });
+    }
+    const format = formatOf(request);
+    const details = { ...error.details };
+    if (details.kv) details.kv = wireKv(details.kv as KeyValue, format);
+    return reply.code(error.status).type(format.msgpack ? 'application/msgpack' : 'application/json').send(encodeBody({ error: { code: error.code, message: error.message, ...details } }, format));
+  });
+
+  const kvPath = '/v1/kv/';
+  app.get('/v1/kv/*', async (request, reply) => {
+    const q = request.query as Query;
+    onlyParams(q, ['prefix', 'revision', 'limit', 'keysOnly', 'countOnly', 'serializable', 'encoding']);
+    const prefix = queryBool(q, 'prefix');
+    const key = keyFrom(request, kvPath, maxKeyBytes, prefix);
+    const r = await backend.range(
+      { key, prefix, revision: queryInt(q, 'revision'), limit: queryInt(q, 'limit'), keysOnly: queryBool(q, 'keysOnly'), countOnly: queryBool(q, 'countOnly'), serializable: queryBool(q, 'serializable') },
+      deadline(reply, timeoutMs),
+    );
+    const format = formatOf(request);
+    if (!prefix) {
+      if (r.kvs.length === 0 && !queryBool(q, 'countOnly')) throw new KeyNotFoundError(`key not found`);
+      if (!queryBool(q, 'countOnly')) return send(reply, request, { header: r.header, kv: wireKv(r.kvs[0], format) });
+    }
+    return send(reply, request, { header: r.header, kvs: r.kvs.map((kv) => wireKv(kv, format)), count: r.count, more: r.more });
+  });
+
+  app.put('/v1/kv/*', async (request, reply) => {
+    const q = request.query as Query;
+    onlyParams(q, ['lease', 'prevKv', 'ifVersion', 'ifModRevision', 'encoding']);
+    const key = keyFrom(request, kvPath, maxKeyBytes, false);
+    const body = request.body instanceof Buffer ? request.body : Buffer.alloc(0);
+    const lease = queryInt(q, 'lease');
+    const r = await backend.put(
+      { key, value: Uint8Array.from(body), ...(lease ? { lease } : {}), prevKv: queryBool(q, 'prevKv'), ifVersion: queryInt(q, 'ifVersion'), ifModRevision: queryInt(q, 'ifModRevision') },
+      deadline(reply, timeoutMs),
+    );
+    return send(reply, request, { header: r.header, ...(r.prevKv ? { prevKv: wireKv(r.prevKv, formatOf(request)) } : {}) });
+  });
+
+  app.delete('/v1/kv/*', async (request, reply) => {
+    const q = request.query as Query;
+    onlyParams(q, ['prefix', 'prevKv', 'ifModRevision', 'encoding']);
+    const prefix = queryBool(q, 'prefix');
+    const key = keyFrom(request, kvPath, maxKeyBytes, prefix);
+    const r = await backend.delete({ key, prefix, prevKv: queryBool(q, 'prevKv'), ifModRevision: queryInt(q, 'ifModRevision') }, deadline(reply, timeoutMs));
+    const format = formatOf(request);
+    return send(reply, request, { header: r.header, deleted: r.deleted, ...(r.prevKvs ? { prevKvs: r.prevKvs.map((kv) => wireKv(kv, format)) } : {}) });
+  });
+
+  app.post('/v1/txn', async (request, reply) => {
+    onlyParams(request.query as Query, ['encoding']);
+    const txn = parseTxn(decodeBody(request.body as Buffer, request.headers['content-type']), maxKeyBytes);
+    const r = await backend.txn(txn, deadline(reply, timeoutMs));
+    const format = formatOf(request);
+    return send(reply, request, { header: r.header, succeeded: r.succeeded, responses: r.responses.map((x) => wireTxnResponse(x, format)) });
+  });
+
+  app.get('/v1/watch/*', async (request, reply) => {
+    const q = request.query as Query;
+    onlyParams(q, ['prefix', 'startRevision', 'prevKv', 'encoding']);
+    const prefix = queryBool(q, 'prefix');
+    const key = keyFrom(request, '/v1/watch/', maxKeyBytes, prefix);
+    const lastEventId = request.headers['last-event-id'];
+    let startRevision = queryInt(q, 'startRevision');
+    if (lastEventId !== undefined) {
+      if (typeof lastEventId !== 'string' || !/^\d{1,15}$/.test(lastEventId)) throw new InvalidArgumentError('Last-Event-ID must be a revision');
+      startRevision = Number(lastEventId) + 1;
+    }
+    await serveWatch(request, reply, backend, { key, prefix, startRevision, prevKv: queryBool(q, 'prevKv') }, formatOf(request));
+  });
+
+  registerClusterRoutes(app, backend, timeoutMs);
+  return app;
+}
+
+function registerClusterRoutes(app: FastifyInstance, backend: Backend, timeoutMs: number): void {
+  const body = (request: FastifyRequest): Record<string, unknown> => object(decodeBody(request.body as Buffer ?? Buffer.alloc(0), request.headers['content-type']), 'body');
+  app.post('/v1/compact', async (request, reply) => {
+    const revision = nonNegative(body(request).revision, 'revision');
+    return send(reply, request, await backend.compact(revision, deadline(reply, timeoutMs)));
+  });
+  app.post('/v1/leases', async (request, reply) => {
+    const ttl = nonNegative(body(request).ttl, 'ttl');
+    return send(reply, request, { ...(await backend.leaseGrant(ttl, deadline(reply, timeoutMs))) });
+  });
+  app.post('/v1/leases/:id/keepalive', async (request, reply) => send(reply, request, { ...(await backend.leaseKeepAlive(leaseParam(request), deadline(reply, timeoutMs))) }));
+  app.get('/v1/leases/:id', async (request, reply) => {
+    const info = await backend.leaseInfo(leaseParam(request), deadline(reply, timeoutMs));
+    return send(reply, request, { ...info, keys: info.keys.map((k) => Buffer.from(k).toString('utf8')) });
+  });
+  app.delete('/v1/leases/:id', async (request, reply) => send(reply, request, { ...(await backend.leaseRevoke(leaseParam(request), deadline(reply, timeoutMs))) }));
+  app.get('/v1/leases', async (request, reply) => send(reply, request, { ...(await backend.leases(deadline(reply, timeoutMs))) }));
+  app.get('/v1/status', async (request, reply) => send(reply, request, { ...(await backend.status(deadline(reply, timeoutMs))) }));
+  app.get('/v1/members', async (request, reply) => send(reply, request, { ...(await backend.members(deadline(reply, timeoutMs))) }));
+  app.post('/v1/members', async (request, reply) => {
+    const b = body(request);
+    if (!Array.isArray(b.peerUrls) || !b.peerUrls.every((u) => typeof u === 'string' && /^https?:\/\/[^/]+:\d+\/?$/.test(u))) {
+      throw new InvalidArgumentError('peerUrls must be a list of http(s)://host:port URLs');
+    }
+    return send(reply, request, { ...(await backend.addMember(b.peerUrls as string[], b.learner === true, deadline(reply, timeoutMs))) });
+  });
+  app.delete('/v1/members/:id', async (request, reply) => send(reply, request, { ...(await backend.removeMember(idParam(request, 'id'), deadline(reply, timeoutMs))) }));
+  app.post('/v1/members/:id/promote', async (request, reply) => send(reply, request, { ...(await backend.promoteMember(idParam(request, 'id'), deadline(reply, timeoutMs))) }));
+  app.post('/v1/leader/transfer', async (request, reply) => {
+    const target = body(request).targetId;
+    if (typeof target !== 'string' || !/^[0-9a-f]{16}$/.test(target)) throw new InvalidArgumentError('targetId must be 16 hex digits');
+    return send(reply, request, { ...(await backend.transferLeader(target, deadline(reply, timeoutMs))) });
+  });
+  app.get('/v1/snapshot', async (request, reply) => {
+    reply.type('application/octet-stream').header('content-disposition', 'attachment; filename="cairn.snapshot"');
+    return reply.send(Readable.from(backend.snapshot(deadline(reply, 10 * 60_000))));
+  });
+  app.get('/livez', async (_request, reply) => reply.send({ ok: backend.live() }));
+  app.get('/readyz', async (_request, reply) => {
+    const r = backend.ready();
+    return reply.code(r.ok ? 200 : 503).send(r.ok ? { ok: true } : { ok: false, reason: r.reason });
+  });
+  app.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4').send(await backend.metrics()));
+}
