@@ -150,6 +150,15 @@ export interface Status {
   readonly isLearner: boolean;
 }
 
+/** Equal on members that applied the same history: compare members at one revision. */
+export interface HashKvResponse {
+  readonly header: ResponseHeader;
+  readonly revision: number;
+  readonly compactRevision: number;
+  /** sha256 (hex) over the keys in order, each with value, createRevision, modRevision, version, lease. */
+  readonly hash: string;
+}
+
 export interface Backend {
   range(request: RangeRequest, signal: AbortSignal): Promise<RangeResponse>;
   put(request: PutRequest, signal: AbortSignal): Promise<PutResponse>;
@@ -168,6 +177,8 @@ export interface Backend {
   leases(signal: AbortSignal): Promise<{ readonly header: ResponseHeader; readonly leases: readonly { readonly id: number }[] }>;
 
   status(signal: AbortSignal): Promise<Status>;
+  /** A digest of every live key at `revision` (0 = current), from this member's own state (like etcd's HashKV). */
+  hashKv(revision: number, signal: AbortSignal): Promise<HashKvResponse>;
   members(signal: AbortSignal): Promise<{ readonly header: ResponseHeader; readonly members: readonly Member[] }>;
   addMember(
     peerUrls: readonly string[],

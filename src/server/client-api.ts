@@ -266,6 +266,11 @@ function registerClusterRoutes(app: FastifyInstance, backend: Backend, timeoutMs
   app.delete('/v1/leases/:id', async (request, reply) => send(reply, request, { ...(await backend.leaseRevoke(leaseParam(request), deadline(reply, timeoutMs))) }));
   app.get('/v1/leases', async (request, reply) => send(reply, request, { ...(await backend.leases(deadline(reply, timeoutMs))) }));
   app.get('/v1/status', async (request, reply) => send(reply, request, { ...(await backend.status(deadline(reply, timeoutMs))) }));
+  app.get('/v1/hash', async (request, reply) => {
+    const q = request.query as Query;
+    onlyParams(q, ['revision']);
+    return send(reply, request, { ...(await backend.hashKv(queryInt(q, 'revision') ?? 0, deadline(reply, timeoutMs))) });
+  });
   app.get('/v1/members', async (request, reply) => send(reply, request, { ...(await backend.members(deadline(reply, timeoutMs))) }));
   app.post('/v1/members', async (request, reply) => {
     const b = body(request);

@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { encodeCommand, isFailure, type KvCommand, type KvFailure, type KvResult } from '../kv/kv-commands.js';
 import { RangeReadError, type MvccStore } from '../kv/mvcc.js';
 import type { WatchHub } from '../kv/watch-hub.js';
@@ -187,6 +187,23 @@ export class MemberBackend implements api.Backend {
   async leases(signal: AbortSignal): Promise<{ header: api.ResponseHeader; leases: { id: number }[] }> {
     await this.barrier(signal);
     return { header: this.header(), leases: this.o.store.leaseIds().map((id) => ({ id })) };
+  }
+
+  async hashKv(revision: number, signal: AbortSignal): Promise<api.HashKvResponse> {
+    const at = revision > 0 ? revision : this.o.store.revision;
+    const r = await this.range({ key: new Uint8Array(0), prefix: true, revision: at, serializable: true }, signal);
+    const digest = createHash('sha256');
+    const numbers = Buffer.alloc(40);
+    for (const kv of r.kvs) {
+      numbers.writeUInt32BE(kv.key.length, 0);
+      numbers.writeUInt32BE(kv.value.length, 4);
+      numbers.writeDoubleBE(kv.createRevision, 8);
+      numbers.writeDoubleBE(kv.modRevision, 16);
+      numbers.writeDoubleBE(kv.version, 24);
+      numbers.writeDoubleBE(kv.lease, 32);
+      digest.update(numbers).update(kv.key).update(kv.value);
+    }
+    return { header: r.header, revision: at, compactRevision: this.o.store.compactRevision, hash: digest.digest('hex') };
   }
 
   async status(): Promise<api.Status> {

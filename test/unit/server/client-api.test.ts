@@ -52,6 +52,21 @@ describe('client API routes', () => {
     expect(r).toMatchObject({ count: 3, more: true });
   });
 
+  it('hashes the live keys at a revision: the same later, different at another revision', async () => {
+    const hashAt = async (revision?: number) => json((await app().inject({ url: `/v1/hash${revision ? `?revision=${revision}` : ''}` })).body);
+    const rev = json((await app().inject({ method: 'PUT', url: '/v1/kv/h/a', payload: 'one' })).body).header.revision;
+    const now = await hashAt();
+    expect(now).toMatchObject({ revision: rev });
+    expect(now.hash).toMatch(/^[0-9a-f]{64}$/);
+    await app().inject({ method: 'PUT', url: '/v1/kv/h/a', payload: 'two' });
+    expect((await hashAt(rev)).hash).toBe(now.hash);
+    expect((await hashAt(rev + 1)).hash).not.toBe(now.hash);
+    await app().inject({ method: 'DELETE', url: '/v1/kv/h/a' });
+    expect((await hashAt(rev)).hash).toBe(now.hash);
+    const future = await app().inject({ url: `/v1/hash?revision=${rev + 100}` });
+    expect(future.statusCode).toBe(400);
+  });
+
   it('refuses bad input with 400 InvalidArgument and changes nothing', async () => {
     const before = json((await app().inject({ url: '/v1/status' })).body).revision;
     for (const url of ['/v1/kv/x?limit=abc', '/v1/kv/x?revision=-1', '/v1/kv/x?bogus=1', '/v1/kv/', '/v1/kv/%zz']) {
