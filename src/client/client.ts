@@ -12,6 +12,7 @@ import { AbortedError, CairnClientError, ClientClosedError, ConnectionError, Int
 import { EndpointRing, Requester, type BackoffOptions } from './failover.js';
 import { parseEndpoint, type HttpMethod, type HttpRequest } from './http.js';
 import { encodeKeyPath, toBytes, type Bytes, type KeyValue } from './key-value.js';
+import { keepLeaseAliveInBackground, type LeaseKeepAlive, type LeaseKeepAliveOptions } from './lease-keep-alive.js';
 import * as decode from './responses.js';
 import type {
   CallOptions,
@@ -227,6 +228,17 @@ export class Client {
       header: decode.decodeHeader(raw),
       ttl: typeof raw.ttl === 'number' ? raw.ttl : -1,
     }));
+  }
+
+  /**
+   * Keeps the lease alive until closed: a keep-alive every third of its TTL,
+   * retried across endpoints. `done` says why it ended (see LeaseKeepAlive).
+   */
+  keepLeaseAlive(id: number, options: LeaseKeepAliveOptions = {}): LeaseKeepAlive {
+    if (this.#closing.signal.aborted) throw new ClientClosedError();
+    leaseId(id);
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#closing.signal]) : this.#closing.signal;
+    return keepLeaseAliveInBackground(id, (stop) => this.keepAlive(id, { signal: stop }), { ...options, signal });
   }
 
   /** Revokes the lease, deleting its keys. */

@@ -26,3 +26,4 @@ export {
   type ServerErrorCode,
 } from './errors.js';
 export type * from './types.js';
+export type { LeaseKeepAlive, LeaseKeepAliveOptions } from './lease-keep-alive.js';

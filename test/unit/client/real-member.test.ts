@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, CompactedError, CompareFailedError, type WatchBatch } from '../../../src/client/index.js';
+import { Client, CompactedError, CompareFailedError, KeyNotFoundError, type WatchBatch } from '../../../src/client/index.js';
 import type { RunningMember } from '../../../src/server/member.js';
 import { startSoloMember, type SoloMember } from '../../support/solo-member.js';
 
@@ -66,6 +66,29 @@ describe('client against a real member', () => {
     expect(await client.leases()).toContain(lease.id);
     await client.revokeLease(lease.id);
     expect(await client.get('leased')).toBeNull();
+  });
+
+  it('keeps a lease alive in the background past its TTL, until closed; reports a revoked lease', async () => {
+    const lease = await client.grantLease(1);
+    await client.put('kept', 'v', { lease: lease.id });
+    const keeper = client.keepLeaseAlive(lease.id);
+    // Three TTLs later the key is still there: the keep-alives got through.
+    const until = performance.now() + 3000;
+    while (performance.now() < until) {
+      expect(await client.get('kept'), 'the key of a kept-alive lease').not.toBeNull();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(keeper.ttl).toBe(1);
+    await keeper.close();
+    await expect(keeper.done).resolves.toBeUndefined();
+    // Once closed, the lease lapses and takes its key with it.
+    const deadline = performance.now() + 5000;
+    while ((await client.get('kept')) !== null && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await client.get('kept')).toBeNull();
+    const second = await client.grantLease(60);
+    const watcher = client.keepLeaseAlive(second.id, { maxIntervalMs: 50 });
+    await client.revokeLease(second.id);
+    await expect(watcher.done).rejects.toBeInstanceOf(KeyNotFoundError);
   });
 
   it('reads status and members', async () => {
