@@ -140,9 +140,10 @@ describe('a three-member cluster of real processes', () => {
 
   it('a watch resumed on another member with Last-Event-ID sees exactly the events after it', async () => {
     const first = new AbortController();
-    const before: Promise<number[]> = readEvents(url(0, '/v1/watch/w/?prefix=true'), {}, 3, first);
-    // The watch is registered once its stream is open; write only after that.
-    await new Promise((r) => setTimeout(r, 200));
+    // Start from the next revision, so the watch sees the writes below however late it is registered.
+    const { body: status } = await call(url(0, '/v1/status'));
+    const from = (status.revision as number) + 1;
+    const before: Promise<number[]> = readEvents(url(0, `/v1/watch/w/?prefix=true&startRevision=${from}`), {}, 3, first);
     const revisions: number[] = [];
     for (let i = 0; i < 6; i++) {
       const r = await call(url(i % 3, `/v1/kv/w/${i}`), { method: 'PUT', body: `${i}` });
