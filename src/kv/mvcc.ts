@@ -83,6 +83,10 @@ export class MvccStore {
   private readonly metaSection: SubDb;
   private readonly leaseSection: SubDb;
   private applying: Promise<unknown> = Promise.resolve();
+  /** Apply batches decided (revision and memory moved) but not yet written. */
+  private unwrittenBatches = 0;
+  /** Scans waiting for unwrittenBatches to reach 0; bounded by the reads in flight. */
+  private readonly waitingScans: (() => void)[] = [];
   /** Set while restore() replaces everything: reads wait for it rather than see half an image. */
   private restoring: Promise<void> | undefined;
   private compacting: Promise<void> = Promise.resolve();
@@ -137,13 +141,27 @@ export class MvccStore {
    * the new applied index). Entries at or below appliedIndex are skipped (a replay).
    * Returns one result per entry (undefined for entries without a command or skipped).
    */
-  apply(entries: readonly { readonly index: number; readonly command?: Uint8Array }[], extraOps: BatchOp[] = []): Promise<(KvResult | undefined)[]> {
-    const run = this.applying.then(() => this.applyNow(entries, extraOps));
+  apply(
+    entries: readonly { readonly index: number; readonly command?: Uint8Array }[],
+    extraOps: BatchOp[] = [],
+    onResults?: (results: readonly (KvResult | undefined)[]) => void,
+  ): Promise<(KvResult | undefined)[]> {
+    const run = this.applying.then(() => this.applyNow(entries, extraOps, onResults));
     this.applying = run.catch(() => undefined);
     return run;
   }
 
-  private async applyNow(entries: readonly { readonly index: number; readonly command?: Uint8Array }[], extraOps: BatchOp[]) {
+  /**
+   * `onResults` hears the results as soon as they are decided, before the batch is
+   * written: they are final, since a crash before the write replays the same
+   * committed entries to the same results. Reads that scan LevelDB wait for the
+   * batch (see settled()).
+   */
+  private async applyNow(
+    entries: readonly { readonly index: number; readonly command?: Uint8Array }[],
+    extraOps: BatchOp[],
+    onResults: ((results: readonly (KvResult | undefined)[]) => void) | undefined,
+  ) {
     const ops: BatchOp[] = [...extraOps];
     const results: (KvResult | undefined)[] = [];
     const published: RevisionEvents[] = [];
@@ -177,7 +195,15 @@ export class MvccStore {
       results.push(result);
     }
     ops.push(this.stateOp());
-    await this.db.batch(ops);
+    this.unwrittenBatches++;
+    const written = this.db.batch(ops);
+    onResults?.(results);
+    try {
+      await written;
+    } finally {
+      this.unwrittenBatches--;
+      if (this.unwrittenBatches === 0) for (const start of this.waitingScans.splice(0)) start();
+    }
     if (published.length > 0) this.onRevisions?.(published);
     if (compactTo > 0) this.compactHistory(compactTo);
     return results;
@@ -349,6 +375,31 @@ export class MvccStore {
    */
   async range(q: RangeQuery): Promise<RangeResult> {
     if (this.restoring) await this.restoring;
+    const scans = q.prefix === true || (q.revision !== undefined && q.revision > 0 && q.revision < this.revision);
+    return scans ? this.whenWritten(() => this.rangeNow(q)) : this.rangeNow(q);
+  }
+
+  /**
+   * Runs `start` at a moment when every applied revision is written, in the same
+   * synchronous step: the iterators it opens (LevelDB iterators read a snapshot
+   * taken when they open) see exactly the state of `this.revision`. The revision
+   * and the in-memory keys move when a batch is decided, before it is written.
+   */
+  private whenWritten<T>(start: () => T): Promise<Awaited<T>> {
+    if (this.unwrittenBatches === 0) return Promise.resolve(start()) as Promise<Awaited<T>>;
+    return new Promise((resolve, reject) => {
+      this.waitingScans.push(() => {
+        try {
+          resolve(start() as Awaited<T>);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+  }
+
+  /** A range; every LevelDB iterator it needs opens before its first await. */
+  private async rangeNow(q: RangeQuery): Promise<RangeResult> {
     const revision = this.revision;
     const limit = q.limit && q.limit > 0 ? q.limit : Infinity;
     const end = q.prefix ? prefixEnd(q.key) : undefined;
@@ -380,7 +431,7 @@ export class MvccStore {
    */
   async history(from: number, to: number, match: (key: Uint8Array) => boolean, withPrev: boolean, maxRevisions: number): Promise<RevisionEvents[]> {
     if (this.restoring) await this.restoring;
-    return readHistory(this.histSection, from, to, match, withPrev, maxRevisions);
+    return this.whenWritten(() => readHistory(this.histSection, from, to, match, withPrev, maxRevisions));
   }
 
   leaseIds(): number[] {
@@ -416,10 +467,11 @@ export class MvccStore {
 
   /** A consistent image of the store (and the carried sections): see mvcc-image.ts. */
   async *snapshot(): AsyncIterable<Uint8Array> {
-    await this.applying;
-    // State and iterators in one synchronous step (iterators read from a snapshot taken at creation).
-    const state = { appliedIndex: this.appliedIndex, revision: this.revision, compactRevision: this.compactRevision };
-    const iterators = Object.entries(this.imageSections()).map(([name, s]) => [name, s.iterator()] as const);
+    // State and iterators in one synchronous step, with every applied batch written.
+    const [state, iterators] = await this.whenWritten(() => [
+      { appliedIndex: this.appliedIndex, revision: this.revision, compactRevision: this.compactRevision },
+      Object.entries(this.imageSections()).map(([name, s]) => [name, s.iterator()] as const),
+    ] as const);
     yield* imageFrames(state, iterators);
   }
 

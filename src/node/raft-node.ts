@@ -7,6 +7,7 @@ import {
   type ConfChange,
   type ConfState,
   type Entry,
+  type HardState,
   type NodeId,
   type Ready,
 } from '../raft/index.js';
@@ -36,7 +37,12 @@ export interface CommittedCommand {
  */
 export interface StateMachine {
   readonly appliedIndex: number;
-  apply(commands: readonly CommittedCommand[], extraOps: BatchOp[]): Promise<readonly unknown[]>;
+  /**
+   * May call `onResults` once the results are decided, before its batch is written:
+   * results are final then (a crash before the write replays the same entries to
+   * the same results), so callers can be answered a little sooner.
+   */
+  apply(commands: readonly CommittedCommand[], extraOps: BatchOp[], onResults?: (results: readonly unknown[]) => void): Promise<readonly unknown[]>;
   snapshot(): AsyncIterable<Uint8Array>;
   restore(chunks: AsyncIterable<Uint8Array>): Promise<void>;
 }
@@ -246,13 +252,17 @@ export class RaftNode {
     const before = this.options.store.memory.initialState().hardState;
     const mustSync =
       rd.entries.length > 0 || rd.snapshot !== undefined || (rd.hardState !== undefined && (rd.hardState.term !== before.term || rd.hardState.vote !== before.vote));
-    await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
+    // A Ready that only moves the commit index needs no write of its own: the new
+    // commit goes in the apply batch (nothing waits on it being durable; a restart
+    // learns the commit from the leader again).
+    const commitOnly = !mustSync && rd.hardState !== undefined && rd.committedEntries.length > 0;
+    if (!commitOnly) await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
     this.readyCycles++;
     this.entriesPersisted += rd.entries.length;
     const rest = early.length > 0 ? rd.messages.filter((m) => m.type !== 'app') : rd.messages;
     this.transport.send(rest);
     if (rd.snapshot) await this.installSnapshot(rd);
-    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries, commitOnly ? rd.hardState : undefined);
     for (const rs of rd.readStates) this.reads.resolve(new TextDecoder().decode(rs.context), rs.index);
     this.releaseReads();
   }
@@ -279,10 +289,10 @@ export class RaftNode {
     this.syncPeers();
   }
 
-  private async apply(entries: readonly Entry[]): Promise<void> {
+  private async apply(entries: readonly Entry[], hardState: HardState | undefined): Promise<void> {
     const commands: CommittedCommand[] = [];
     const requestIds: (string | undefined)[] = [];
-    const extraOps: BatchOp[] = [];
+    const extraOps: BatchOp[] = hardState ? [this.options.store.hardStateOp(hardState)] : [];
     let confState: ConfState | undefined;
     for (const e of entries) {
       if (e.type === 'confChange') {
@@ -301,12 +311,18 @@ export class RaftNode {
       }
     }
     if (confState) extraOps.push(this.options.store.confStateOp(confState));
-    const results = await this.options.stateMachine.apply(commands, extraOps);
+    let answered = false;
+    const answer = (results: readonly unknown[]): void => {
+      if (answered) return;
+      answered = true;
+      for (const [i, requestId] of requestIds.entries()) if (requestId) this.proposals.resolve(requestId, results[i]);
+    };
+    answer(await this.options.stateMachine.apply(commands, extraOps, answer));
+    if (hardState) this.options.store.setHardState(hardState);
     if (confState) {
       this.options.store.setConfState(confState);
       this.syncPeers();
     }
-    for (const [i, requestId] of requestIds.entries()) if (requestId) this.proposals.resolve(requestId, results[i]);
   }
 
   private releaseReads(): void {

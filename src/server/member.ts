@@ -112,8 +112,8 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     get appliedIndex() {
       return kv.appliedIndex;
     },
-    apply: async (commands, extraOps) => {
-      const results = await kv.apply(commands, extraOps);
+    apply: async (commands, extraOps, onResults) => {
+      const results = await kv.apply(commands, extraOps, onResults);
       leases.onApplied(results as (KvResult | undefined)[]);
       return results;
     },

@@ -142,6 +142,16 @@ export class RaftStore {
     if (input.hardState) this.memory.setHardState(input.hardState);
   }
 
+  /** A batch op recording a hard state, for a caller that writes it in a batch of its own (a commit-only change). */
+  hardStateOp(hs: HardState): BatchOp {
+    return { type: 'put', sublevel: this.meta, key: KEY_HARD_STATE, value: packr.pack(hs) };
+  }
+
+  /** Call after the caller's batch with hardStateOp() has been written. */
+  setHardState(hs: HardState): void {
+    this.memory.setHardState(hs);
+  }
+
   /** A batch op recording the applied membership; the caller writes it with the applied index. */
   confStateOp(cs: ConfState): BatchOp {
     return { type: 'put', sublevel: this.meta, key: KEY_CONF_STATE, value: packr.pack(cs) };

@@ -48,6 +48,22 @@ describe('MvccStore', () => {
     dirs = [];
   });
 
+  it('answers results before the batch is written, and a scan started then still sees that revision', async () => {
+    const { store } = await openStore();
+    await run(store, { op: 'put', key: b('p/a'), value: b('1') });
+    let scan: Promise<{ revision: number; keys: string[] }> | undefined;
+    let history: Promise<number[]> | undefined;
+    const applied = store.apply([{ index: ++index, command: encodeCommand({ op: 'put', key: b('p/b'), value: b('2') }) }], [], () => {
+      // Here the revision has moved but the batch is still being written.
+      expect(store.revision).toBe(2);
+      scan = store.range({ key: b('p/'), prefix: true }).then((r) => ({ revision: r.revision, keys: r.kvs.map((kv) => t(kv.key)) }));
+      history = store.history(1, 2, () => true, false, 10).then((rs) => rs.map((r) => r.revision));
+    });
+    await applied;
+    expect(await scan).toEqual({ revision: 2, keys: ['p/a', 'p/b'] });
+    expect(await history).toEqual([1, 2]);
+  });
+
   it('keeps createRevision, modRevision and version as etcd does, across delete and re-create', async () => {
     const { store } = await openStore();
     await run(store, { op: 'put', key: b('a'), value: b('1') }, { op: 'put', key: b('a'), value: b('2') });
