@@ -19,16 +19,31 @@ const FLAGS: ReadonlyArray<[flag: string, key: keyof ServeFlags, help: string]> 
   ['max-request-bytes', 'maxRequestBytes', 'largest client request (default 1572864)'],
   ['quota-backend-bytes', 'quotaBackendBytes', 'refuse writes past this data size (default 2147483648)'],
   ['log-level', 'logLevel', 'debug, info, warn or error (default info)'],
+  ['cert-file', 'certFile', 'client listener TLS certificate (PEM); the client URLs must then be https://'],
+  ['key-file', 'keyFile', 'key of --cert-file (PEM)'],
+  ['trusted-ca-file', 'trustedCaFile', 'CA (PEM) that signs client certificates; needs --client-cert-auth'],
+  ['peer-cert-file', 'peerCertFile', 'peer TLS certificate (PEM), served and presented to other members; peer URLs must then be https://'],
+  ['peer-key-file', 'peerKeyFile', 'key of --peer-cert-file (PEM)'],
+  ['peer-trusted-ca-file', 'peerTrustedCaFile', 'CA (PEM) that signs every member\'s peer certificate (peers verify each other)'],
 ];
+
+/** The one boolean flag: bare `--client-cert-auth` is true; `--client-cert-auth false` or CAIRN_CLIENT_CERT_AUTH=false turns it off. */
+const CLIENT_CERT_AUTH_HELP = 'refuse (401 Unauthenticated) client requests without a certificate signed by --trusted-ca-file (default false)';
+
+function envName(flag: string): string {
+  return `CAIRN_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
 
 export function serveCommand(): Command {
   const command = new Command('serve').description('run a cluster member');
   for (const [flag, , help] of FLAGS) {
-    command.addOption(new Option(`--${flag} <value>`, help).env(`CAIRN_${flag.toUpperCase().replaceAll('-', '_')}`));
+    command.addOption(new Option(`--${flag} <value>`, help).env(envName(flag)));
   }
-  command.action(async (opts: Record<string, string | undefined>) => {
+  command.addOption(new Option('--client-cert-auth [true|false]', CLIENT_CERT_AUTH_HELP).env(envName('client-cert-auth')));
+  command.action(async (opts: Record<string, string | boolean | undefined>) => {
     const flags: Record<string, string> = {};
-    for (const [, key] of FLAGS) if (opts[key] !== undefined) flags[key] = opts[key]!;
+    for (const [, key] of FLAGS) if (opts[key] !== undefined) flags[key] = String(opts[key]);
+    if (opts.clientCertAuth !== undefined) flags.clientCertAuth = String(opts.clientCertAuth);
     const config = parseServeConfig(flags as ServeFlags);
     await runMember(config);
   });

@@ -18,7 +18,12 @@ export interface ClientOptions {
   readonly maxResponseBytes?: number;
   /** Kept-alive connections per endpoint for calls (watches and snapshots have their own). Default 16. */
   readonly connectionsPerEndpoint?: number;
-  /** TLS settings for https endpoints (ca, cert, key, servername, rejectUnauthorized...). */
+  /**
+   * TLS for https endpoints (undici connect options): `ca` (PEM) to trust instead of
+   * the system CAs, and `cert` and `key` (PEM) when the members require a client
+   * certificate (`--client-cert-auth`). Other node:tls options (servername,
+   * rejectUnauthorized...) pass through. Default none: system CAs, no certificate.
+   */
   readonly tls?: ConnectionOptions;
   /** Headers sent with every request (for example Authorization). */
   readonly headers?: Readonly<Record<string, string>>;

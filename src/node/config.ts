@@ -34,6 +34,33 @@ export interface ServeConfig {
   readonly quotaBackendBytes: number;
   /** `debug`, `info`, `warn` or `error`. Default `info`. */
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** TLS of the client listener (--cert-file ...). Default none: plain HTTP. */
+  readonly clientTls: ClientTlsConfig | undefined;
+  /** Mutual TLS between members (--peer-cert-file ...). Default none: plain HTTP. */
+  readonly peerTls: PeerTlsConfig | undefined;
+}
+
+/** The client listener serves https with this certificate; the client URLs are all https://. */
+export interface ClientTlsConfig {
+  /** --cert-file, an absolute path (PEM). */
+  readonly certFile: string;
+  /** --key-file, an absolute path (PEM). */
+  readonly keyFile: string;
+  /** --trusted-ca-file: the CA that signs client certificates. Set exactly when clientCertAuth is. */
+  readonly trustedCaFile: string | undefined;
+  /** --client-cert-auth: every request needs a client certificate signed by trustedCaFile. */
+  readonly clientCertAuth: boolean;
+}
+
+/**
+ * Members talk mutual TLS: the peer listener serves certFile and requires a
+ * client certificate signed by trustedCaFile; the peer sender presents certFile
+ * and accepts only members whose certificate trustedCaFile signed. Every peer URL is https://.
+ */
+export interface PeerTlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly trustedCaFile: string;
 }
 
 /** The flags as given (strings, from the command line or CAIRN_* environment variables). */
@@ -53,6 +80,14 @@ export interface ServeFlags {
   readonly maxRequestBytes?: string;
   readonly quotaBackendBytes?: string;
   readonly logLevel?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly trustedCaFile?: string;
+  /** `true` or `false` (a bare --client-cert-auth means true). */
+  readonly clientCertAuth?: string;
+  readonly peerCertFile?: string;
+  readonly peerKeyFile?: string;
+  readonly peerTrustedCaFile?: string;
 }
 
 function parseUrls(flag: string, value: string): URL[] {
@@ -105,6 +140,61 @@ function parseInitialCluster(value: string): Map<string, string[]> {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
+function parseBoolean(flag: string, value: string | undefined): boolean {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new InvalidArgumentError(`--${flag} must be true or false (got ${JSON.stringify(value)})`);
+}
+
+/** A file flag: undefined when absent; an empty value is a mistake (an unset variable in a script), not "no file". */
+function parseFile(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new InvalidArgumentError(`--${flag} needs a file name`);
+  return resolve(value);
+}
+
+function parseClientTls(flags: ServeFlags): ClientTlsConfig | undefined {
+  const certFile = parseFile('cert-file', flags.certFile);
+  const keyFile = parseFile('key-file', flags.keyFile);
+  const trustedCaFile = parseFile('trusted-ca-file', flags.trustedCaFile);
+  const clientCertAuth = parseBoolean('client-cert-auth', flags.clientCertAuth);
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCertAuth || trustedCaFile !== undefined) {
+      throw new InvalidArgumentError(`--${clientCertAuth ? 'client-cert-auth' : 'trusted-ca-file'} needs --cert-file and --key-file (the client listener must serve https to check client certificates)`);
+    }
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined) throw new InvalidArgumentError(`--${certFile ? 'cert-file' : 'key-file'} needs --${certFile ? 'key-file' : 'cert-file'} too`);
+  if (clientCertAuth && trustedCaFile === undefined) throw new InvalidArgumentError('--client-cert-auth needs --trusted-ca-file (the CA that signs client certificates)');
+  // A trusted CA that checks nothing would look like protection; say so instead.
+  if (!clientCertAuth && trustedCaFile !== undefined) throw new InvalidArgumentError('--trusted-ca-file has no effect without --client-cert-auth: add --client-cert-auth, or drop --trusted-ca-file');
+  return Object.freeze({ certFile, keyFile, trustedCaFile, clientCertAuth });
+}
+
+function parsePeerTls(flags: ServeFlags): PeerTlsConfig | undefined {
+  const files = {
+    'peer-cert-file': parseFile('peer-cert-file', flags.peerCertFile),
+    'peer-key-file': parseFile('peer-key-file', flags.peerKeyFile),
+    'peer-trusted-ca-file': parseFile('peer-trusted-ca-file', flags.peerTrustedCaFile),
+  };
+  const given = Object.entries(files).filter(([, file]) => file !== undefined);
+  if (given.length === 0) return undefined;
+  if (given.length < 3) {
+    const missing = Object.keys(files).filter((flag) => files[flag as keyof typeof files] === undefined);
+    throw new InvalidArgumentError(`peer TLS is mutual: --${given.map(([flag]) => flag).join(' and --')} needs --${missing.join(' and --')} too`);
+  }
+  return Object.freeze({ certFile: files['peer-cert-file']!, keyFile: files['peer-key-file']!, trustedCaFile: files['peer-trusted-ca-file']! });
+}
+
+/** Every URL of a listener's kind must be https:// exactly when that listener has TLS. */
+function requireScheme(urls: ReadonlyArray<{ flag: string; url: string }>, tls: boolean, tlsFlags: string): void {
+  for (const { flag, url } of urls) {
+    const https = url.startsWith('https:');
+    if (https && !tls) throw new InvalidArgumentError(`--${flag}: ${url} is https:// but ${tlsFlags} are not given (use http://, or give them)`);
+    if (!https && tls) throw new InvalidArgumentError(`--${flag}: ${url} is http:// but ${tlsFlags} are given: use https://`);
+  }
+}
+
 export function parseServeConfig(flags: ServeFlags): ServeConfig {
   const name = flags.name ?? 'default';
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new InvalidArgumentError(`--name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-'`);
@@ -133,6 +223,25 @@ export function parseServeConfig(flags: ServeFlags): ServeConfig {
   }
   const logLevel = flags.logLevel ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new InvalidArgumentError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const clientTls = parseClientTls(flags);
+  const peerTls = parsePeerTls(flags);
+  requireScheme(
+    [
+      ...listenClientUrls.map((url) => ({ flag: 'listen-client-urls', url: normalizeUrl(url) })),
+      ...advertiseClientUrls.map((url) => ({ flag: 'advertise-client-urls', url })),
+    ],
+    clientTls !== undefined,
+    '--cert-file and --key-file',
+  );
+  requireScheme(
+    [
+      ...listenPeerUrls.map((url) => ({ flag: 'listen-peer-urls', url: normalizeUrl(url) })),
+      ...initialAdvertisePeerUrls.map((url) => ({ flag: 'initial-advertise-peer-urls', url })),
+      ...[...initialCluster.values()].flat().map((url) => ({ flag: 'initial-cluster', url })),
+    ],
+    peerTls !== undefined,
+    '--peer-cert-file, --peer-key-file and --peer-trusted-ca-file',
+  );
   return Object.freeze({
     name,
     dataDir: resolve(flags.dataDir ?? `./${name}.cairn`),
@@ -149,6 +258,8 @@ export function parseServeConfig(flags: ServeFlags): ServeConfig {
     maxRequestBytes: parseInteger('max-request-bytes', flags.maxRequestBytes, 1572864, 1024),
     quotaBackendBytes: parseInteger('quota-backend-bytes', flags.quotaBackendBytes, 2147483648, 1024 * 1024),
     logLevel: logLevel as ServeConfig['logLevel'],
+    clientTls,
+    peerTls,
   });
 }
 

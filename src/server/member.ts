@@ -19,6 +19,8 @@ import { peerRoutes } from '../transport/peer-routes.js';
 import type { TransportReceiver } from '../transport/transport.js';
 import { buildClientApp } from './client-api.js';
 import { MemberBackend } from './member-backend.js';
+import { listenAll, type Listening } from './tls-listener.js';
+import { loadClientListenerTls, loadPeerTls } from './tls-options.js';
 
 async function directoryBytes(dir: string): Promise<number> {
   let total = 0;
@@ -77,6 +79,9 @@ export async function startMember(config: ServeConfig): Promise<RunningMember> {
  * form a one-member cluster.
  */
 export async function openMember(config: ServeConfig, options: { readonly listen: boolean }): Promise<RunningMember> {
+  // Read before anything is opened: a wrong certificate file stops the start with nothing created.
+  const clientTls = config.clientTls ? await loadClientListenerTls(config.clientTls) : undefined;
+  const peerTls = config.peerTls ? await loadPeerTls(config.peerTls) : undefined;
   const db = await openMemberDb(join(config.dataDir, 'db'));
   const fresh = { id: nodeId(memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken)), name: config.name, clusterToken: config.initialClusterToken };
   const { identity, created } = await loadOrCreateIdentity(db, fresh);
@@ -128,7 +133,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     stateMachine: machine,
     transport: (hooks) => {
       receiver = hooks;
-      return new HttpTransport({ selfId: id, clusterToken, logger: log, ...hooks });
+      return new HttpTransport({ selfId: id, clusterToken, logger: log, tls: peerTls?.sender, ...hooks });
     },
     snapshotDir: join(config.dataDir, 'snap'),
     seedPeers,
@@ -167,14 +172,16 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     quotaBackendBytes: config.quotaBackendBytes,
   });
   const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, loggerInstance: httpLog });
+  let peerListening: Listening = peerApp;
+  let clientListening: Listening = clientApp;
   if (options.listen) {
-    for (const url of config.listenPeerUrls) await peerApp.listen({ host: url.hostname, port: Number(url.port) });
-    for (const url of config.listenClientUrls) await clientApp.listen({ host: url.hostname, port: Number(url.port) });
+    peerListening = await listenAll(peerApp, config.listenPeerUrls, peerTls?.listener, { kind: 'peer', logger: log });
+    clientListening = await listenAll(clientApp, config.listenClientUrls, clientTls, { kind: 'client', logger: log });
   }
   node.start();
   const publisher = publishMemberInfo(node, members, id, { name: identity.name, clientUrls: config.advertiseClientUrls });
   log.info({ client: config.advertiseClientUrls, peer: config.initialAdvertisePeerUrls, dataDir: config.dataDir }, 'member started');
-  return new RunningMember(id, clientApp, { db, store, kv, hub, leases, node, clientApp, peerApp, publisher, backend });
+  return new RunningMember(id, clientApp, { db, store, kv, hub, leases, node, clientApp: clientListening, peerApp: peerListening, publisher, backend });
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   PEER_CONTENT_TYPE,
   SNAPSHOT_PATH,
 } from './peer-protocol.js';
+import type { PeerConnectOptions } from './tls-credentials.js';
 import { RateLimiter, type PeerStats, type TransportCallbacks, type TransportLogger } from './transport.js';
 
 /** The settings every channel of one transport shares; validated and frozen by HttpTransport. */
@@ -28,6 +29,8 @@ export interface PeerChannelConfig {
   readonly requestTimeoutMs: number;
   readonly snapshotTimeoutMs: number;
   readonly unreachableReportIntervalMs: number;
+  /** TLS for https peers (peer certificate, key and trusted CA); empty without peer TLS. */
+  readonly tls: PeerConnectOptions;
   readonly logger: TransportLogger;
   readonly callbacks: TransportCallbacks;
   readonly now: () => number;
@@ -51,7 +54,7 @@ class ChannelClosedError extends Error {
   override readonly name = 'ChannelClosedError';
 }
 
-export function openPeerTarget(url: string, connectTimeoutMs: number): PeerTarget {
+export function openPeerTarget(url: string, connectTimeoutMs: number, tls: PeerConnectOptions): PeerTarget {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -63,7 +66,7 @@ export function openPeerTarget(url: string, connectTimeoutMs: number): PeerTarge
   }
   const basePath = parsed.pathname.replace(/\/+$/, '');
   // Clients connect on their first request, so an idle snapshot client costs nothing.
-  const clientOptions = { pipelining: 1, connect: { timeout: connectTimeoutMs } };
+  const clientOptions = { pipelining: 1, connect: { ...tls, timeout: connectTimeoutMs } };
   return {
     url,
     messages: new Client(parsed.origin, clientOptions),
@@ -107,7 +110,7 @@ export class PeerChannel {
     url: string,
     private readonly config: PeerChannelConfig,
   ) {
-    this.target = openPeerTarget(url, config.requestTimeoutMs);
+    this.target = openPeerTarget(url, config.requestTimeoutMs, config.tls);
     this.queue = new MessageQueue(config.maxQueuedMessagesPerPeer, config.maxQueuedBytesPerPeer);
     this.headers = {
       'content-type': PEER_CONTENT_TYPE,
@@ -162,7 +165,7 @@ export class PeerChannel {
   /** Sends to a new URL from the next request on; the request in flight finishes on the old connections. */
   updateUrl(url: string): void {
     if (this.closed || url === this.target.url) return;
-    const next = openPeerTarget(url, this.config.requestTimeoutMs);
+    const next = openPeerTarget(url, this.config.requestTimeoutMs, this.config.tls);
     const retired = this.target;
     this.target = next;
     for (const client of [retired.messages, retired.snapshots]) {

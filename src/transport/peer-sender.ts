@@ -5,6 +5,7 @@ import type { Message, NodeId } from '../raft/types.js';
 import { isPeerMessageType } from './codec.js';
 import { PeerChannel, type PeerChannelConfig } from './peer-channel.js';
 import { isHeaderSafe } from './peer-protocol.js';
+import { peerConnectOptions, type PeerConnectOptions, type PeerTlsCredentials } from './tls-credentials.js';
 import {
   RateLimiter,
   SILENT_LOGGER,
@@ -34,6 +35,12 @@ export interface HttpTransportOptions extends TransportCallbacks {
   readonly snapshotTimeoutMs?: number;
   /** onUnreachable fires at most once per peer per this interval. Default 1000. */
   readonly unreachableReportIntervalMs?: number;
+  /**
+   * Mutual TLS with the other members, used for https peer URLs: the certificate
+   * this member presents and the only CA it trusts. Default none (https peers are
+   * then checked against the system CAs and get no client certificate).
+   */
+  readonly tls?: PeerTlsCredentials;
   /** Default silent. */
   readonly logger?: TransportLogger;
   /** Milliseconds clock for rate limits. Default performance.now. */
@@ -42,8 +49,11 @@ export interface HttpTransportOptions extends TransportCallbacks {
 
 const MIB = 1024 * 1024;
 
+/** What every channel shares; `tls` goes into each peer connection's connect options (peer-channel.ts). */
+type SenderConfig = PeerChannelConfig;
+
 export class HttpTransport implements Transport {
-  private readonly config: PeerChannelConfig;
+  private readonly config: SenderConfig;
   private readonly channels = new Map<NodeId, PeerChannel>();
   /** Channels of removed peers, still closing; close() waits for them. */
   private readonly closing = new Set<Promise<void>>();
@@ -141,8 +151,8 @@ export class HttpTransport implements Transport {
   }
 }
 
-function validateOptions(options: HttpTransportOptions): PeerChannelConfig {
-  const config: PeerChannelConfig = {
+function validateOptions(options: HttpTransportOptions): SenderConfig {
+  const config: SenderConfig = {
     selfId: options.selfId,
     clusterToken: options.clusterToken,
     maxQueuedMessagesPerPeer: options.maxQueuedMessagesPerPeer ?? 4096,
@@ -151,6 +161,7 @@ function validateOptions(options: HttpTransportOptions): PeerChannelConfig {
     requestTimeoutMs: options.requestTimeoutMs ?? 5000,
     snapshotTimeoutMs: options.snapshotTimeoutMs ?? 600_000,
     unreachableReportIntervalMs: options.unreachableReportIntervalMs ?? 1000,
+    tls: Object.freeze(peerConnectOptions(options.tls)),
     logger: options.logger ?? SILENT_LOGGER,
     // Called through the options object, so callbacks written as methods keep their `this`.
     callbacks: Object.freeze({
