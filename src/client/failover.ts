@@ -116,8 +116,18 @@ class Attempts {
     }
     if (this.lastServerError) return this.lastServerError;
     if (inFlight) this.record(inFlight.endpoint, inFlight);
-    return new ConnectionError(`no endpoint could be reached within ${ms} ms (${this.count} attempts)`, this.endpointFailures());
+    const failures = this.endpointFailures();
+    // Say why in the message itself (a refused connection, a certificate not trusted...), not only in `causes`.
+    const reasons = failures.map((f) => `${f.endpoint}: ${reasonOf(f.error)}`).join('; ');
+    return new ConnectionError(`no endpoint could be reached within ${ms} ms (${this.count} attempts)${reasons ? `: ${reasons}` : ''}`, failures);
   }
+}
+
+/** The innermost message of an error chain (undici wraps the socket's error as its cause). */
+function reasonOf(error: unknown): string {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  return e instanceof Error ? e.message || e.name : String(e);
 }
 
 /** Sends calls with failover over the ring. */
