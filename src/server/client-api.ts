@@ -21,7 +21,8 @@ type Query = Record<string, string | string[] | undefined>;
 
 function formatOf(request: FastifyRequest): Format {
   if (request.headers.accept?.includes('application/msgpack')) return { msgpack: true };
-  const q = request.query as Query;
+  // No query at all on a request the router refused (frameworkErrors).
+  const q = (request.query ?? {}) as Query;
   return { msgpack: false, base64: q.encoding === 'base64' };
 }
 
@@ -80,9 +81,32 @@ function deadline(reply: FastifyReply, timeoutMs: number): AbortSignal {
 const TARGETS: readonly CompareTarget[] = ['value', 'version', 'createRevision', 'modRevision', 'lease'];
 const OPS: readonly CompareOp[] = ['=', '!=', '<', '>'];
 
-function object(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(`${what} must be an object`);
+/**
+ * A plain object (not an array, nor a Date or other extension value a msgpack body can
+ * carry) with no fields but `allowed`: a misspelt field must not silently change what a
+ * request does (`"sucess"` would otherwise make a transaction that does nothing).
+ */
+function object(v: unknown, what: string, allowed: readonly string[]): Record<string, unknown> {
+  const proto: unknown = typeof v === 'object' && v !== null ? Object.getPrototypeOf(v) : undefined;
+  if (proto !== Object.prototype && proto !== null) throw new InvalidArgumentError(`${what} must be an object`);
+  for (const name of Object.keys(v as object)) {
+    if (!allowed.includes(name)) throw new InvalidArgumentError(`${what} has unknown field ${JSON.stringify(name.slice(0, 64))} (allowed: ${allowed.join(', ')})`);
+  }
   return v as Record<string, unknown>;
+}
+
+/** An optional boolean field: absent is false; anything but true or false is refused, not read as false. */
+function optionalBoolean(v: unknown, what: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${what} must be true or false`);
+  return v;
+}
+
+/** Whether an object's key and value are base64 (`"encoding":"base64"`); any other encoding is refused. */
+function base64Field(o: Record<string, unknown>, what: string): boolean {
+  if (o.encoding === undefined) return false;
+  if (o.encoding !== 'base64') throw new InvalidArgumentError(`${what}.encoding must be "base64" when given`);
+  return true;
 }
 
 function nonNegative(v: unknown, what: string): number {
@@ -91,7 +115,7 @@ function nonNegative(v: unknown, what: string): number {
 }
 
 function parseTxn(body: unknown, maxKeyBytes: number): { compare: Compare[]; success: TxnOp[]; failure: TxnOp[] } {
-  const b = object(body, 'txn body');
+  const b = object(body, 'txn body', ['compare', 'success', 'failure']);
   const list = (v: unknown, what: string): unknown[] => {
     if (v === undefined) return [];
     if (!Array.isArray(v)) throw new InvalidArgumentError(`${what} must be an array`);
@@ -99,36 +123,40 @@ function parseTxn(body: unknown, maxKeyBytes: number): { compare: Compare[]; suc
     return v;
   };
   const key = (o: Record<string, unknown>, what: string): Uint8Array => {
-    const k = bodyBytes(o.key, o.encoding === 'base64', `${what}.key`);
-    if (k.length === 0 || k.length > maxKeyBytes) throw new InvalidArgumentError(`${what}.key must be 1 to ${maxKeyBytes} bytes`);
+    const k = bodyBytes(o.key, base64Field(o, what), `${what}.key`);
+    if (k.length === 0) throw new InvalidArgumentError(`${what}.key must not be empty`);
+    // TooLarge, as for a key in a path: the same limit answers the same way everywhere.
+    if (k.length > maxKeyBytes) throw new TooLargeError(`${what}.key is ${k.length} bytes; the limit is ${maxKeyBytes}`);
     return k;
   };
   const compare = list(b.compare, 'compare').map((raw, i): Compare => {
-    const c = object(raw, `compare[${i}]`);
+    const c = object(raw, `compare[${i}]`, ['key', 'target', 'op', 'value', 'encoding']);
     if (!TARGETS.includes(c.target as CompareTarget)) throw new InvalidArgumentError(`compare[${i}].target must be one of ${TARGETS.join(', ')}`);
     if (!OPS.includes(c.op as CompareOp)) throw new InvalidArgumentError(`compare[${i}].op must be one of ${OPS.join(' ')}`);
     const target = c.target as CompareTarget;
-    const value = target === 'value' ? bodyBytes(c.value, c.encoding === 'base64', `compare[${i}].value`) : nonNegative(c.value, `compare[${i}].value`);
+    const value = target === 'value' ? bodyBytes(c.value, base64Field(c, `compare[${i}]`), `compare[${i}].value`) : nonNegative(c.value, `compare[${i}].value`);
     return { key: key(c, `compare[${i}]`), target, op: c.op as CompareOp, value };
   });
   const ops = (name: string): TxnOp[] =>
     list(b[name], name).map((raw, i): TxnOp => {
-      const o = object(raw, `${name}[${i}]`);
       const what = `${name}[${i}]`;
+      const o = object(raw, what, ['get', 'put', 'delete']);
+      // Exactly one operation per item: {"get":…,"put":…} is ambiguous, not "the first one".
+      if (Object.keys(o).length !== 1) throw new InvalidArgumentError(`${what} must be exactly one of {get}, {put} or {delete}`);
       if (o.get !== undefined) {
-        const g = object(o.get, `${what}.get`);
-        return { get: { key: key(g, `${what}.get`), prefix: g.prefix === true } };
+        const g = object(o.get, `${what}.get`, ['key', 'prefix', 'encoding']);
+        return { get: { key: key(g, `${what}.get`), prefix: optionalBoolean(g.prefix, `${what}.get.prefix`) } };
       }
       if (o.put !== undefined) {
-        const p = object(o.put, `${what}.put`);
+        const p = object(o.put, `${what}.put`, ['key', 'value', 'lease', 'encoding']);
         const lease = p.lease === undefined ? undefined : nonNegative(p.lease, `${what}.put.lease`);
-        return { put: { key: key(p, `${what}.put`), value: bodyBytes(p.value, p.encoding === 'base64', `${what}.put.value`), ...(lease ? { lease } : {}) } };
+        return { put: { key: key(p, `${what}.put`), value: bodyBytes(p.value, base64Field(p, `${what}.put`), `${what}.put.value`), ...(lease ? { lease } : {}) } };
       }
       if (o.delete !== undefined) {
-        const d = object(o.delete, `${what}.delete`);
-        return { delete: { key: key(d, `${what}.delete`), prefix: d.prefix === true } };
+        const d = object(o.delete, `${what}.delete`, ['key', 'prefix', 'encoding']);
+        return { delete: { key: key(d, `${what}.delete`), prefix: optionalBoolean(d.prefix, `${what}.delete.prefix`) } };
       }
-      throw new InvalidArgumentError(`${what} must be {get}, {put} or {delete}`);
+      throw new InvalidArgumentError(`${what} must be exactly one of {get}, {put} or {delete}`);
     });
   return { compare, success: ops('success'), failure: ops('failure') };
 }
@@ -151,6 +179,20 @@ function leaseParam(request: FastifyRequest): number {
   return Number(v);
 }
 
+/** An operating error as API.md's `{"error":{"code","message",…}}`, in the format the request asked for. */
+function replyWithError(request: FastifyRequest, reply: FastifyReply, error: CairnError): FastifyReply {
+  const format = formatOf(request);
+  const details = { ...error.details };
+  if (details.kv) details.kv = wireKv(details.kv as KeyValue, format);
+  return reply.code(error.status).type(format.msgpack ? 'application/msgpack' : 'application/json').send(encodeBody({ error: { code: error.code, message: error.message, ...details } }, format));
+}
+
+/** The path as the client sent it (key routes are routed on a placeholder), cut short for a message. */
+function shownPath(request: FastifyRequest): string {
+  const path = (request.raw as WithOriginalPath)[ORIGINAL_PATH] ?? (request.raw.url ?? '').split('?')[0];
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
 /** The client API of API.md on a fastify instance (JSON by default, msgpack on request). */
 export function buildClientApp(options: ClientApiOptions): FastifyInstance {
   const backend = options.backend;
@@ -161,6 +203,9 @@ export function buildClientApp(options: ClientApiOptions): FastifyInstance {
     bodyLimit: options.maxRequestBytes ?? 1572864,
     routerOptions: { maxParamLength: 65536 },
     rewriteUrl: (req) => rewriteKeyUrl(req as typeof req & WithOriginalPath),
+    // Errors the router raises before any route runs (a malformed escape or an over-long
+    // parameter in /v1/leases/:id or /v1/members/:id): answered in API.md's shape, not fastify's.
+    frameworkErrors: (err, request, reply) => replyWithError(request, reply, new InvalidArgumentError(`malformed path ${shownPath(request)}: ${err.message}`)),
   });
   // Every body arrives as raw bytes: a PUT's body is the value, whatever its type; JSON routes parse it themselves.
   app.removeAllContentTypeParsers();
@@ -170,16 +215,19 @@ export function buildClientApp(options: ClientApiOptions): FastifyInstance {
     let error: CairnError;
     if (err instanceof CairnError) error = err;
     else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') error = new TooLargeError(`request body is larger than ${options.maxRequestBytes ?? 1572864} bytes`);
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') error = new InvalidArgumentError(`content-type ${JSON.stringify(String(request.headers['content-type']).slice(0, 64))} is not a media type (type/subtype)`);
     else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) error = new InvalidArgumentError(err.message);
     else {
       request.log.error({ err }, 'request failed');
       return reply.code(500).send({ error: { code: 'Internal', message: 'internal error' } });
     }
-    const format = formatOf(request);
-    const details = { ...error.details };
-    if (details.kv) details.kv = wireKv(details.kv as KeyValue, format);
-    return reply.code(error.status).type(format.msgpack ? 'application/msgpack' : 'application/json').send(encodeBody({ error: { code: error.code, message: error.message, ...details } }, format));
+    return replyWithError(request, reply, error);
   });
+  // An unknown path or method is a request this API cannot take: 400 InvalidArgument with API.md's
+  // body. Not 404, which API.md gives to KeyNotFound: a client must never read a wrong URL as a missing key.
+  app.setNotFoundHandler((request, reply) =>
+    replyWithError(request, reply, new InvalidArgumentError(`no such route: ${request.method} ${shownPath(request)} (see the API: /v1/kv/{key}, /v1/txn, /v1/watch/{key}, ...)`)),
+  );
 
   const kvPath = '/v1/kv/';
   app.get('/v1/kv/*', async (request, reply) => {
@@ -249,13 +297,14 @@ export function buildClientApp(options: ClientApiOptions): FastifyInstance {
 }
 
 function registerClusterRoutes(app: FastifyInstance, backend: Backend, timeoutMs: number): void {
-  const body = (request: FastifyRequest): Record<string, unknown> => object(decodeBody(request.body as Buffer ?? Buffer.alloc(0), request.headers['content-type']), 'body');
+  const body = (request: FastifyRequest, allowed: readonly string[]): Record<string, unknown> =>
+    object(decodeBody((request.body as Buffer | undefined) ?? Buffer.alloc(0), request.headers['content-type']), 'body', allowed);
   app.post('/v1/compact', async (request, reply) => {
-    const revision = nonNegative(body(request).revision, 'revision');
+    const revision = nonNegative(body(request, ['revision']).revision, 'revision');
     return send(reply, request, await backend.compact(revision, deadline(reply, timeoutMs)));
   });
   app.post('/v1/leases', async (request, reply) => {
-    const ttl = nonNegative(body(request).ttl, 'ttl');
+    const ttl = nonNegative(body(request, ['ttl']).ttl, 'ttl');
     return send(reply, request, { ...(await backend.leaseGrant(ttl, deadline(reply, timeoutMs))) });
   });
   app.post('/v1/leases/:id/keepalive', async (request, reply) => send(reply, request, { ...(await backend.leaseKeepAlive(leaseParam(request), deadline(reply, timeoutMs))) }));
@@ -273,16 +322,17 @@ function registerClusterRoutes(app: FastifyInstance, backend: Backend, timeoutMs
   });
   app.get('/v1/members', async (request, reply) => send(reply, request, { ...(await backend.members(deadline(reply, timeoutMs))) }));
   app.post('/v1/members', async (request, reply) => {
-    const b = body(request);
+    const b = body(request, ['peerUrls', 'learner']);
+    const learner = optionalBoolean(b.learner, 'learner');
     if (!Array.isArray(b.peerUrls) || !b.peerUrls.every((u) => typeof u === 'string' && /^https?:\/\/[^/]+:\d+\/?$/.test(u))) {
       throw new InvalidArgumentError('peerUrls must be a list of http(s)://host:port URLs');
     }
-    return send(reply, request, { ...(await backend.addMember(b.peerUrls as string[], b.learner === true, deadline(reply, timeoutMs))) });
+    return send(reply, request, { ...(await backend.addMember(b.peerUrls as string[], learner, deadline(reply, timeoutMs))) });
   });
   app.delete('/v1/members/:id', async (request, reply) => send(reply, request, { ...(await backend.removeMember(idParam(request, 'id'), deadline(reply, timeoutMs))) }));
   app.post('/v1/members/:id/promote', async (request, reply) => send(reply, request, { ...(await backend.promoteMember(idParam(request, 'id'), deadline(reply, timeoutMs))) }));
   app.post('/v1/leader/transfer', async (request, reply) => {
-    const target = body(request).targetId;
+    const target = body(request, ['targetId']).targetId;
     if (typeof target !== 'string' || !/^[0-9a-f]{16}$/.test(target)) throw new InvalidArgumentError('targetId must be 16 hex digits');
     return send(reply, request, { ...(await backend.transferLeader(target, deadline(reply, timeoutMs))) });
   });

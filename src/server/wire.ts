@@ -100,8 +100,11 @@ export function queryInt(q: Query, name: string): number | undefined {
 /** Refuses parameters a route does not know, so a typo never silently changes the meaning of a request. */
 export function onlyParams(q: Query, allowed: readonly string[]): void {
   for (const name of Object.keys(q)) {
-    if (!allowed.includes(name)) throw new InvalidArgumentError(`unknown parameter ${JSON.stringify(name)} (allowed: ${allowed.join(', ') || 'none'})`);
+    if (!allowed.includes(name)) throw new InvalidArgumentError(`unknown parameter ${JSON.stringify(name.slice(0, 64))} (allowed: ${allowed.join(', ') || 'none'})`);
   }
+  // The only encoding there is: anything else (or it twice) would silently answer in text.
+  const encoding = single(q, 'encoding');
+  if (encoding !== undefined && encoding !== 'base64') throw new InvalidArgumentError(`parameter encoding must be base64 (got ${JSON.stringify(encoding.slice(0, 64))})`);
 }
 
 /** Bytes from a JSON body field: a string is UTF-8 text unless the object says "encoding":"base64"; msgpack bodies may carry raw bytes. */

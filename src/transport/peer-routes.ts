@@ -69,6 +69,15 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, inp
     return reply.code(500).send({ error: { code: 'Internal', message: 'internal error' } });
   });
 
+  // Any other path or method on the peer listener: the same {"error":{code,message}} shape as
+  // every refusal, not fastify's default 404 body. (After the addressing check above, so a
+  // stranger learns nothing about the routes.)
+  app.setNotFoundHandler((request, reply) => {
+    const path = (request.raw.url ?? '').split('?')[0].slice(0, 200);
+    request.log.warn({ peer: request.headers[HEADER_FROM], url: path, statusCode: 400 }, 'peer request refused: no such route');
+    return reply.code(400).header('connection', 'close').send({ error: { code: 'InvalidArgument', message: `no such peer route: ${request.method} ${path}` } });
+  });
+
   await app.register(async (scope) => registerMessagesRoute(scope, options));
   await app.register(async (scope) => registerSnapshotRoute(scope, options));
 };
@@ -98,7 +107,7 @@ function registerMessagesRoute(scope: FastifyInstance, options: ResolvedOptions)
       if (error instanceof MalformedMessageError) return refuse(request, reply, 'malformedBody', error.message);
       throw error;
     }
-    const problem = checkMessages(messages, request.headers[HEADER_FROM] as NodeId, options.selfId);
+    const problem = checkMessages(messages, request.headers[HEADER_FROM] as NodeId, options);
     if (problem !== undefined) return refuse(request, reply, 'malformedBody', problem);
     options.onMessages(messages);
     return reply.code(204).send();
@@ -143,8 +152,11 @@ function checkAddressing(
   }
   const from = request.headers[HEADER_FROM];
   if (typeof from !== 'string' || from === '' || !options.isKnownPeer(from as NodeId)) {
-    return { reason: 'unknownSender', detail: typeof from === 'string' ? `sender ${JSON.stringify(from)}` : `no ${HEADER_FROM} header` };
+    return { reason: 'unknownSender', detail: typeof from === 'string' ? `sender ${JSON.stringify(from.slice(0, 64))}` : `no ${HEADER_FROM} header` };
   }
+  // A member never sends to itself over the network; the core asserts it never answers itself,
+  // so a request claiming to be from this member could only be forged, and would crash the step.
+  if (from === options.selfId) return { reason: 'unknownSender', detail: `sender ${from} is this member itself` };
   const to = request.headers[HEADER_TO];
   if (to !== options.selfId) {
     return { reason: 'wrongReceiver', detail: `addressed to ${JSON.stringify(to ?? null)}, this member is ${options.selfId}` };
@@ -156,13 +168,27 @@ function tokensEqual(actual: Buffer, expected: Buffer): boolean {
   return actual.byteLength === expected.byteLength && timingSafeEqual(actual, expected);
 }
 
-/** Every message must be what its envelope says: from the sender, to this member, and not a snapshot. */
-function checkMessages(messages: readonly Message[], from: NodeId, selfId: NodeId): string | undefined {
+/** Requests forwarded to the leader carry no term (the core treats them as local calls); every other message carries its sender's. */
+const TERMLESS_TYPES: ReadonlySet<string> = new Set(['prop', 'readIndex', 'transferLeader']);
+
+/**
+ * Every message must be what its envelope says (from the sender, to this member, not a
+ * snapshot) and shaped as a core sends it, since the core trusts the shape: a term where
+ * one belongs (a term-0 'app' would be taken as from the current leader), none on a
+ * forwarded request, and a forwarded proposal with entries (an empty one fails an assertion).
+ */
+function checkMessages(messages: readonly Message[], from: NodeId, options: PeerRoutesOptions): string | undefined {
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i];
-    if (message.from !== from) return `message ${i} is from ${message.from}, but the request is from ${from}`;
-    if (message.to !== selfId) return `message ${i} is to ${message.to}, but this member is ${selfId}`;
+    // A forwarded leader transfer names its target as `from` (raft.ts transferLeadership), a member too.
+    const fromOk = message.from === from || (message.type === 'transferLeader' && message.from !== options.selfId && options.isKnownPeer(message.from));
+    if (!fromOk) return `message ${i} is from ${message.from}, but the request is from ${from}`;
+    if (message.to !== options.selfId) return `message ${i} is to ${message.to}, but this member is ${options.selfId}`;
     if (message.type === 'snap') return `message ${i} is a snapshot, which goes to ${SNAPSHOT_PATH}`;
+    if (TERMLESS_TYPES.has(message.type) !== (message.term === 0)) {
+      return `message ${i} (${message.type}) ${message.term === 0 ? 'carries no term' : `carries term ${message.term}, but a forwarded request carries none`}`;
+    }
+    if (message.type === 'prop' && message.entries.length === 0) return `message ${i} is a proposal without entries`;
   }
   return undefined;
 }
@@ -180,6 +206,7 @@ function decodeSnapshotMessage(header: string | string[] | undefined, from: Node
   if (messages.length !== 1) return `${HEADER_MESSAGE} must hold exactly one message, not ${messages.length}`;
   const message = messages[0];
   if (message.type !== 'snap' || message.snapshot === undefined) return `${HEADER_MESSAGE} must hold a 'snap' message with snapshot metadata`;
+  if (message.term === 0) return `snapshot message carries no term`;
   if (message.from !== from) return `snapshot is from ${message.from}, but the request is from ${from}`;
   if (message.to !== selfId) return `snapshot is to ${message.to}, but this member is ${selfId}`;
   return message;
