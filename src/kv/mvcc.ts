@@ -241,8 +241,12 @@ export class MvccStore {
       }
       case 'txn': {
         const succeeded = c.compare.every((cmp) => this.compareHolds(cmp));
+        const chosen = succeeded ? c.success : c.failure;
+        // As etcd: a put naming a lease that does not exist fails the whole transaction, before anything changes.
+        const missing = chosen.find((op) => 'put' in op && op.put.lease && !this.leases.has(op.put.lease));
+        if (missing && 'put' in missing) return failure('KeyNotFound', `lease ${missing.put.lease} not found`);
         const responses: TxnOpResult[] = [];
-        for (const op of succeeded ? c.success : c.failure) responses.push(this.txnOp(ctx, op));
+        for (const op of chosen) responses.push(this.txnOp(ctx, op));
         return { op: 'txn', revision: ctx.sub > 0 ? ctx.revision : this.revision, succeeded, responses };
       }
       case 'compact':
@@ -304,7 +308,7 @@ export class MvccStore {
     }
     if ('put' in op) {
       const prev = this.live.get(id(op.put.key));
-      this.putKey(ctx, op.put.key, op.put.value, op.put.lease && this.leases.has(op.put.lease) ? op.put.lease : 0);
+      this.putKey(ctx, op.put.key, op.put.value, op.put.lease ?? 0);
       return { put: prev ? { prevKv: publicKv(prev) } : {} };
     }
     return { delete: { deleted: this.deleteRange(ctx, op.delete.key, op.delete.prefix === true).length } };

@@ -305,9 +305,10 @@ export class RaftNode {
         commands.push({ index: e.index, term: e.term });
         requestIds.push(undefined);
       } else {
-        const [requestId, command] = packr.unpack(e.data) as [string, Uint8Array];
-        commands.push({ index: e.index, term: e.term, command });
-        requestIds.push(requestId);
+        const decoded = decodeProposal(e.data);
+        // Not one of ours (only a faulty peer could have proposed it): every member skips it alike.
+        commands.push(decoded ? { index: e.index, term: e.term, command: decoded.command } : { index: e.index, term: e.term });
+        requestIds.push(decoded?.requestId);
       }
     }
     if (confState) extraOps.push(this.options.store.confStateOp(confState));
@@ -366,6 +367,18 @@ export class RaftNode {
     await this.transport.close();
     await this.inbox.close();
   }
+}
+
+/** A proposal's [requestId, command], or undefined when the entry is not one. */
+function decodeProposal(data: Uint8Array): { requestId: string; command: Uint8Array } | undefined {
+  let value: unknown;
+  try {
+    value = packr.unpack(data);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'string' || !(value[1] instanceof Uint8Array)) return undefined;
+  return { requestId: value[0], command: value[1] };
 }
 
 function hashOf(s: string): number {

@@ -10,6 +10,18 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ type: cc.type, nodeId: cc.nodeId, context }));
 }
 
+/** Whether `data` is a conf change decodeConfChange() accepts: proposals forwarded by peers are checked before they enter the log. */
+export function isWellFormedConfChange(data: Uint8Array): boolean {
+  try {
+    const raw = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown> | null;
+    if (typeof raw !== 'object' || raw === null) return false;
+    const contextOk = raw.context === undefined || raw.context === null || (Array.isArray(raw.context) && raw.context.every((b) => Number.isInteger(b) && b >= 0 && b <= 255));
+    return TYPES.has(raw.type as ConfChangeType) && typeof raw.nodeId === 'string' && raw.nodeId !== '' && contextOk;
+  } catch {
+    return false;
+  }
+}
+
 export function decodeConfChange(data: Uint8Array): ConfChange {
   const raw = JSON.parse(new TextDecoder().decode(data)) as { type: ConfChangeType; nodeId: string; context?: number[] };
   assert(TYPES.has(raw.type) && typeof raw.nodeId === 'string' && raw.nodeId !== '', 'malformed conf change entry');

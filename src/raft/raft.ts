@@ -3,7 +3,7 @@ import { validateConfig, type RaftConfig, type RaftConfigInput } from './config.
 import type { Progress } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnly, type PendingRead } from './read-only.js';
-import { decodeConfChange } from './conf-change.js';
+import { decodeConfChange, isWellFormedConfChange } from './conf-change.js';
 import { LogCompactedError } from './storage.js';
 import { ProgressTracker } from './tracker.js';
 import {
@@ -629,6 +629,8 @@ export class Raft {
     if (confChanges > 0 && (confChanges > 1 || this.pendingConfIndex > this.log.applied)) {
       return rejected('conf-change-pending');
     }
+    // A malformed one (only a faulty peer could forward it) would stop every member that applies it.
+    if (confChanges > 0 && !entries.every((e) => e.type !== 'confChange' || isWellFormedConfChange(e.data))) return rejected('malformed-conf-change');
     if (confChanges > 0 && !this.promotionReady(entries)) return rejected('learner-not-caught-up');
     if (!this.appendEntries(entries)) return rejected('uncommitted-limit');
     if (confChanges > 0) this.pendingConfIndex = this.log.lastIndex();

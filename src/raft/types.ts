@@ -179,6 +179,7 @@ export type ProposalRejection =
   | 'conf-change-pending'
   | 'not-a-member'
   | 'learner-not-caught-up'
+  | 'malformed-conf-change'
   | 'too-many-reads';
 
 export type ProposalResult = { readonly accepted: true } | { readonly accepted: false; readonly reason: ProposalRejection };

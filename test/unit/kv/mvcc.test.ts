@@ -147,6 +147,11 @@ describe('MvccStore', () => {
     expect(store.get(b('b'))).toBeUndefined();
     const [missing] = await run(store, { op: 'put', key: b('c'), value: b('1'), lease: 42 });
     expect(missing).toMatchObject({ error: 'KeyNotFound' });
+    // In a transaction too: the whole transaction fails and changes nothing (it used to drop the lease silently).
+    const [txn] = await run(store, { op: 'txn', compare: [], success: [{ put: { key: b('d'), value: b('1') } }, { put: { key: b('e'), value: b('1'), lease: 42 } }], failure: [] });
+    expect(txn).toMatchObject({ error: 'KeyNotFound', message: 'lease 42 not found' });
+    expect(store.get(b('d'))).toBeUndefined();
+    expect(store.revision).toBe(3);
   });
 
   it('replaying applied entries changes nothing; everything survives a reopen', async () => {

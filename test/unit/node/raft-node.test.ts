@@ -170,6 +170,8 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     await waitFor('a leader', () => leaderOf(members) !== undefined);
     const leader = leaderOf(members)!;
     const follower = members.find((m) => m !== leader)!;
+    // A read barrier needs a leader to ask: the follower must have heard from it first.
+    await waitFor('the follower to know the leader', () => follower.node.lead === leader.id);
     // The follower gets no appends while the write commits with the other two members.
     network.setDropFilter((m) => m.to === follower.id && m.type === 'app');
     await leader.node.propose(bytes('acknowledged'), AbortSignal.timeout(5000));

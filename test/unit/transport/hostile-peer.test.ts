@@ -201,6 +201,28 @@ describe("a running member's peer listener over sockets", () => {
     await expectUnchangedAndAlive();
   });
 
+  it('a forwarded proposal that is not a cairn command is committed and skipped; the member goes on (was: the Raft loop stopped for good)', async () => {
+    const garbage = makeMessage({ type: 'prop', from: learner, to: running.member.id, entries: [{ term: 0, index: 0, type: 'normal', data: Uint8Array.of(0xc1, 0xff, 0x00) }] });
+    expect((await post([garbage], learner)).status).toBe(204);
+    // It takes a log index but no revision: wait until it is applied, then the member must still serve writes.
+    const commitBefore = settled.appliedIndex;
+    const deadline = Date.now() + 5000;
+    while ((await memberState(app())).appliedIndex <= commitBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const after = await memberState(app());
+    expect(after.appliedIndex).toBeGreaterThan(commitBefore);
+    expect(after.revision).toBe(settled.revision);
+    expect((await app().inject({ url: '/readyz' })).statusCode).toBe(200);
+    settled = after;
+    await expectUnchangedAndAlive();
+  });
+
+  it('a forwarded conf change that cannot be decoded is refused by the leader and never committed', async () => {
+    const garbage = makeMessage({ type: 'prop', from: learner, to: running.member.id, entries: [{ term: 0, index: 0, type: 'confChange', data: new TextEncoder().encode('{"type":"addNode"') }] });
+    expect((await post([garbage], learner)).status).toBe(204);
+    await expectUnchangedAndAlive();
+    expect((await app().inject({ url: '/readyz' })).statusCode).toBe(200);
+  });
+
   it('a proposal without entries is refused (was: 500 from the core assertion "empty proposal")', async () => {
     expectRefusal(await post([makeMessage({ type: 'prop', from: learner, to: running.member.id })], learner), { status: 400, code: 'InvalidArgument' }, 'empty prop');
     await expectUnchangedAndAlive();
