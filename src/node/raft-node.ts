@@ -195,7 +195,8 @@ export class RaftNode {
   }
 
   private throwIfUnusable(): void {
-    if (this.fatal) throw this.fatal;
+    // A stopped loop is a member that cannot serve: callers see Unavailable (503), not an internal error.
+    if (this.fatal) throw new NotAcceptedError(`member stopped after an internal failure (${this.fatal.message}); restart it`);
     if (this.closed) throw new NotAcceptedError('member is shutting down');
   }
 

@@ -158,7 +158,32 @@ function parseTxn(body: unknown, maxKeyBytes: number): { compare: Compare[]; suc
       }
       throw new InvalidArgumentError(`${what} must be exactly one of {get}, {put} or {delete}`);
     });
-  return { compare, success: ops('success'), failure: ops('failure') };
+  const success = ops('success');
+  const failure = ops('failure');
+  refuseDuplicateKeys(success, 'success');
+  refuseDuplicateKeys(failure, 'failure');
+  return { compare, success, failure };
+}
+
+/**
+ * As etcd: one branch may not write a key twice (two puts, or a put and a delete or
+ * prefix delete covering it): which one wins would be a guess. Deletes may overlap.
+ */
+function refuseDuplicateKeys(ops: readonly TxnOp[], branch: string): void {
+  const puts = new Set<string>();
+  const keyOf = (k: Uint8Array): string => Buffer.from(k).toString('latin1');
+  for (const op of ops) {
+    if (!('put' in op)) continue;
+    const k = keyOf(op.put.key);
+    if (puts.has(k)) throw new InvalidArgumentError(`${branch} writes key ${JSON.stringify(k.slice(0, 64))} twice`);
+    puts.add(k);
+  }
+  for (const op of ops) {
+    if (!('delete' in op)) continue;
+    const key = keyOf(op.delete.key);
+    const clash = [...puts].find((k) => (op.delete.prefix === true ? k.startsWith(key) : k === key));
+    if (clash !== undefined) throw new InvalidArgumentError(`${branch} writes key ${JSON.stringify(clash.slice(0, 64))} twice (a put and a delete)`);
+  }
 }
 
 function wireTxnResponse(r: TxnOpResponse, format: Format): unknown {

@@ -67,6 +67,19 @@ describe('client API routes', () => {
     expect(future.statusCode).toBe(400);
   });
 
+  it('refuses a txn that writes one key twice in a branch, as etcd does', async () => {
+    const before = json((await app().inject({ url: '/v1/status' })).body).revision;
+    const put = (key: string) => ({ put: { key, value: 'v' } });
+    for (const success of [[put('d/a'), put('d/a')], [put('d/a'), { delete: { key: 'd/a' } }], [put('d/a'), { delete: { key: 'd/', prefix: true } }]]) {
+      const r = await app().inject({ method: 'POST', url: '/v1/txn', payload: { compare: [], success } });
+      expect(r.statusCode, JSON.stringify(success)).toBe(400);
+      expect(json(r.body).error.message).toContain('twice');
+    }
+    const fine = await app().inject({ method: 'POST', url: '/v1/txn', payload: { compare: [], success: [put('d/a'), put('d/b'), { delete: { key: 'e/', prefix: true } }, { delete: { key: 'e/x' } }] } });
+    expect(fine.statusCode).toBe(200);
+    expect(json(fine.body).header.revision).toBe(before + 1);
+  });
+
   it('refuses bad input with 400 InvalidArgument and changes nothing', async () => {
     const before = json((await app().inject({ url: '/v1/status' })).body).revision;
     for (const url of ['/v1/kv/x?limit=abc', '/v1/kv/x?revision=-1', '/v1/kv/x?bogus=1', '/v1/kv/', '/v1/kv/%zz']) {

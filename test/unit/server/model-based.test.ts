@@ -222,6 +222,11 @@ class Txn implements fc.AsyncCommand<KvModel, Real> {
     };
     const payload = this.msgpackBody ? Buffer.from(packr.pack(body)) : Buffer.from(JSON.stringify(body));
     const r = await call(real, this.format, 'POST', '/v1/txn', {}, payload, this.msgpackBody ? 'application/msgpack' : 'application/json');
+    if (writesKeyTwice(ops(this.success)) || writesKeyTwice(ops(this.failure))) {
+      // As etcd: a branch that writes one key twice is refused, and nothing changes.
+      expect(r.status, JSON.stringify(r.body)).toBe(400);
+      return;
+    }
     const expected = m.txn(compare, ops(this.success), ops(this.failure));
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.header.revision).toBe(m.revision);
@@ -234,6 +239,17 @@ class Txn implements fc.AsyncCommand<KvModel, Real> {
   }
   toString = () =>
     `txn ${JSON.stringify({ compare: this.compare, success: this.success, failure: this.failure }, (_k, v: unknown) => (v instanceof Uint8Array ? hex(v) : v))} msgpackBody=${this.msgpackBody} base64=${this.preferBase64} ${JSON.stringify(this.format)}`;
+}
+
+/** Whether a branch puts a key twice, or puts one that a delete in it (by key or prefix) covers. */
+function writesKeyTwice(ops: readonly ModelOp[]): boolean {
+  const puts = ops.flatMap((op) => ('put' in op ? [Buffer.from(op.put.key).toString('latin1')] : []));
+  if (new Set(puts).size !== puts.length) return true;
+  return ops.some((op) => {
+    if (!('delete' in op)) return false;
+    const key = Buffer.from(op.delete.key).toString('latin1');
+    return puts.some((k) => (op.delete.prefix ? k.startsWith(key) : k === key));
+  });
 }
 
 const opArb: fc.Arbitrary<SuffixOp> = fc.oneof(
