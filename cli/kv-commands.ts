@@ -1,154 +1,155 @@
-import { Command, InvalidArgumentError } from 'commander';
-import { CairnClientError, Client, type KeyValue } from '../src/client/index.js';
+import { Command } from 'commander';
+import type { Client, WatchEvent } from '../src/client/index.js';
+import { nonNegativeInteger, leaseId } from './arguments.js';
+import { interruptSignal, readStdin, withClient, type GlobalOptions, type Globals } from './context.js';
+import { RequestFailure, UsageError } from './failure.js';
+import { kvJson, printJson, printKvs, write, writeLine, type OutputFormat } from './output.js';
+import { txnCommand } from './txn-command.js';
 
-// cairn get | put | del | watch | status | member list: etcdctl-like commands on
-// the client library. Output: `simple` (etcdctl's key/value lines) or `json`.
-// Exit status: 0 success, 1 a failed request, 2 bad usage.
+// cairn get | put | del | watch (and txn, in txn-command.ts): etcdctl-like
+// commands on the client library. Output formats: see output.ts.
 
-export interface GlobalOptions {
-  readonly endpoints: string;
-  readonly timeout: number;
-  readonly output: 'simple' | 'json';
+interface GetFlags {
+  prefix?: boolean;
+  rev?: number;
+  limit?: number;
+  keysOnly?: boolean;
+  countOnly?: boolean;
+  printValueOnly?: boolean;
+  serializable?: boolean;
 }
 
-function nonNegative(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
-
-function printKv(kv: KeyValue, valueOnly: boolean, output: GlobalOptions['output']): void {
+async function getRange(client: Client, key: string, o: GetFlags, output: OutputFormat): Promise<void> {
+  const r = await client.range(key, { revision: o.rev, limit: o.limit, keysOnly: o.keysOnly, countOnly: o.countOnly, serializable: o.serializable });
   if (output === 'json') {
-    process.stdout.write(JSON.stringify({ key: kv.keyText(), value: kv.text(), createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, lease: kv.lease }) + '\n');
-  } else {
-    if (!valueOnly) process.stdout.write(kv.keyText() + '\n');
-    process.stdout.write(kv.text() + '\n');
+    printJson(o.countOnly ? { revision: r.header.revision, count: r.count } : { revision: r.header.revision, count: r.count, more: r.more, kvs: r.kvs.map(kvJson) });
+    return;
   }
+  if (o.countOnly) return writeLine(String(r.count));
+  printKvs(r.kvs, output, { keysOnly: o.keysOnly, valueOnly: o.printValueOnly });
+  if (r.more) process.stderr.write(`cairn: showing ${r.kvs.length} of ${r.count} keys (--limit ${o.limit})\n`);
 }
 
-export async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Runs an action with a client on the global endpoints; a failed request prints its code and exits 1. */
-export async function withClient(globals: () => GlobalOptions, action: (client: Client, g: GlobalOptions) => Promise<void>): Promise<void> {
-  const g = globals();
-  const client = new Client({ endpoints: g.endpoints.split(',').map((s) => s.trim()).filter(Boolean), timeoutMs: g.timeout });
-  try {
-    await action(client, g);
-  } catch (err) {
-    if (err instanceof CairnClientError) {
-      process.stderr.write(`Error: ${err.code}: ${err.message}\n`);
-      process.exitCode = err.code === 'InvalidArgument' ? 2 : 1;
-    } else throw err;
-  } finally {
-    await client.close();
+async function getOne(client: Client, key: string, o: GetFlags, output: OutputFormat, endpoints: readonly string[]): Promise<void> {
+  if (o.countOnly || o.limit !== undefined) throw new UsageError(`${o.countOnly ? '--count-only' : '--limit'} goes with --prefix`);
+  const kv = await client.get(key, { revision: o.rev, serializable: o.serializable });
+  if (!kv) {
+    throw new RequestFailure(
+      `key ${JSON.stringify(key)} not found${o.rev ? ` at revision ${o.rev}` : ''} (asked ${endpoints.join(',')})`,
+      `\`cairn get ${JSON.stringify(key)} --prefix --keys-only\` lists the keys that start with it`,
+    );
   }
+  if (output === 'json') {
+    const json = kvJson(kv);
+    printJson({ kv: o.keysOnly ? { ...json, value: undefined } : json });
+  } else printKvs([kv], output, { keysOnly: o.keysOnly, valueOnly: o.printValueOnly });
 }
 
-export function kvCommands(globals: () => GlobalOptions): Command[] {
-  const get = new Command('get')
-    .description('read a key, or every key under a prefix')
-    .argument('<key>')
+function getCommand(globals: Globals): Command {
+  return new Command('get')
+    .description('read a key, or every key under a prefix (a missing key: exit status 1)')
+    .argument('<key>', 'the key (with --prefix: the prefix; "" for every key)')
     .option('--prefix', 'every key that starts with KEY')
-    .option('--rev <revision>', 'read as of this revision', nonNegative)
-    .option('--limit <n>', 'at most this many keys', nonNegative)
-    .option('--keys-only', 'keys without values')
+    .option('--rev <revision>', 'read as of this revision', nonNegativeInteger)
+    .option('--limit <n>', 'at most this many keys (with --prefix)', nonNegativeInteger)
+    .option('--keys-only', 'keys and metadata, without values')
+    .option('--count-only', 'only the number of keys (with --prefix)')
     .option('--print-value-only', 'values only')
-    .option('--serializable', 'answer from the member without a quorum round (may be stale)')
-    .action((key: string, o: { prefix?: boolean; rev?: number; limit?: number; keysOnly?: boolean; printValueOnly?: boolean; serializable?: boolean }) =>
-      withClient(globals, async (client, g) => {
-        let kvs: readonly KeyValue[];
-        if (o.prefix) kvs = (await client.range(key, { revision: o.rev, limit: o.limit, keysOnly: o.keysOnly, serializable: o.serializable })).kvs;
-        else {
-          const kv = await client.get(key, { revision: o.rev, serializable: o.serializable });
-          kvs = kv ? [kv] : [];
-        }
-        for (const kv of kvs) {
-          if (o.keysOnly && g.output === 'simple') process.stdout.write(kv.keyText() + '\n');
-          else printKv(kv, o.printValueOnly === true, g.output);
-        }
-        if (!o.prefix && kvs.length === 0) process.exitCode = 1; // nothing printed; the status says the key is missing
+    .option('--serializable', 'answer from the member without a quorum round (faster, may be stale)')
+    .action((key: string, o: GetFlags) =>
+      withClient(globals, async (client, g, endpoints) => {
+        if (o.prefix) await getRange(client, key, o, g.output);
+        else await getOne(client, key, o, g.output, endpoints);
       }),
     );
+}
 
-  const put = new Command('put')
-    .description('write a value (read from stdin when VALUE is omitted)')
+function putCommand(globals: Globals): Command {
+  return new Command('put')
+    .description('write a value; without VALUE it is read from stdin (all of it, bytes as they are)')
     .argument('<key>')
-    .argument('[value]')
-    .option('--lease <id>', 'attach the key to a lease', nonNegative)
-    .option('--prev-kv', 'print the previous value')
-    .action((key: string, value: string | undefined, o: { lease?: number; prevKv?: boolean }) =>
+    .argument('[value]', 'the value (text); omit it to read the value from stdin')
+    .option('--lease <id>', 'attach the key to this lease (see cairn lease grant)', leaseId)
+    .option('--prev-kv', 'print the key-value as it was before')
+    .option('--if-version <n>', 'only if the key\'s version is N (0: only if the key does not exist)', nonNegativeInteger)
+    .option('--if-mod-revision <rev>', 'only if the key was last modified at REV (0: only if it does not exist)', nonNegativeInteger)
+    .action((key: string, value: string | undefined, o: { lease?: number; prevKv?: boolean; ifVersion?: number; ifModRevision?: number }) =>
       withClient(globals, async (client, g) => {
-        const bytes = value ?? (await readStdin());
-        const r = await client.put(key, bytes, { lease: o.lease, prevKv: o.prevKv });
-        if (g.output === 'json') process.stdout.write(JSON.stringify({ revision: r.header.revision }) + '\n');
-        else process.stdout.write('OK\n');
-        if (o.prevKv && r.prevKv) printKv(r.prevKv, false, g.output);
+        const bytes = value ?? (await readStdin('the value'));
+        const r = await client.put(key, bytes, { lease: o.lease, prevKv: o.prevKv, ifVersion: o.ifVersion, ifModRevision: o.ifModRevision });
+        if (g.output === 'json') {
+          printJson({ revision: r.header.revision, ...(r.prevKv ? { prevKv: kvJson(r.prevKv) } : {}) });
+          return;
+        }
+        writeLine('OK');
+        if (o.prevKv && r.prevKv) printKvs([r.prevKv], g.output);
       }),
     );
+}
 
-  const del = new Command('del')
-    .description('delete a key, or every key under a prefix')
-    .argument('<key>')
+function delCommand(globals: Globals): Command {
+  return new Command('del')
+    .description('delete a key, or every key under a prefix; prints how many were deleted')
+    .argument('<key>', 'the key (with --prefix: the prefix; "" for every key)')
     .option('--prefix', 'every key that starts with KEY')
-    .option('--prev-kv', 'print the deleted values')
+    .option('--prev-kv', 'print the deleted key-values')
     .action((key: string, o: { prefix?: boolean; prevKv?: boolean }) =>
       withClient(globals, async (client, g) => {
         const r = await client.delete(key, { prefix: o.prefix === true, prevKv: o.prevKv });
-        if (g.output === 'json') process.stdout.write(JSON.stringify({ deleted: r.deleted, revision: r.header.revision }) + '\n');
-        else process.stdout.write(`${r.deleted}\n`);
-        for (const kv of r.prevKvs ?? []) printKv(kv, false, g.output);
+        if (g.output === 'json') {
+          printJson({ revision: r.header.revision, deleted: r.deleted, ...(r.prevKvs ? { prevKvs: r.prevKvs.map(kvJson) } : {}) });
+          return;
+        }
+        writeLine(String(r.deleted));
+        if (o.prevKv && r.prevKvs && r.prevKvs.length > 0) printKvs(r.prevKvs, g.output);
       }),
     );
+}
 
-  const watch = new Command('watch')
-    .description('print every change of a key (or prefix) until interrupted')
-    .argument('<key>')
+function printEvent(revision: number, ev: WatchEvent, output: OutputFormat): void {
+  if (output === 'json') {
+    printJson({ revision, type: ev.type, ...kvJson(ev.kv), ...(ev.prevKv ? { prevKv: kvJson(ev.prevKv) } : {}) });
+    return;
+  }
+  // etcdctl's lines: the type, the previous key-value when asked for, then the key (and value of a put).
+  const lines: (string | Uint8Array)[] = [ev.type.toUpperCase()];
+  if (ev.prevKv) lines.push(ev.prevKv.key, ev.prevKv.value);
+  lines.push(ev.kv.key);
+  if (ev.type === 'put') lines.push(ev.kv.value);
+  for (const line of lines) {
+    write(line);
+    write('\n');
+  }
+}
+
+function watchCommand(globals: Globals): Command {
+  return new Command('watch')
+    .description('print every change of a key (or prefix) as it happens, until Ctrl-C; resumes by itself when a member fails')
+    .argument('<key>', 'the key (with --prefix: the prefix; "" for every key)')
     .option('--prefix', 'every key that starts with KEY')
-    .option('--rev <revision>', 'start at this revision (history first)', nonNegative)
-    .option('--prev-kv', 'print the previous value with each change')
+    .option('--rev <revision>', 'start at this revision: the history from there first, then live changes', nonNegativeInteger)
+    .option('--prev-kv', 'print the previous key-value with each change')
     .action((key: string, o: { prefix?: boolean; rev?: number; prevKv?: boolean }) =>
       withClient(globals, async (client, g) => {
-        const stop = new AbortController();
-        process.once('SIGINT', () => stop.abort());
-        process.once('SIGTERM', () => stop.abort());
+        const interrupt = interruptSignal();
+        // A reader that went away (`cairn watch ... | head -1`) ends the watch too. The
+        // listener stays: a write still in flight may fail after the loop ends.
+        const readerGone = new AbortController();
+        process.stdout.on('error', () => readerGone.abort());
+        const stop = AbortSignal.any([interrupt.signal, readerGone.signal]);
         try {
-          for await (const batch of client.watch(key, { prefix: o.prefix === true, startRevision: o.rev, prevKv: o.prevKv, signal: stop.signal })) {
-            for (const ev of batch.events) {
-              if (g.output === 'json') {
-                process.stdout.write(JSON.stringify({ revision: batch.revision, type: ev.type, key: ev.kv.keyText(), value: ev.kv.text() }) + '\n');
-              } else {
-                process.stdout.write(`${ev.type.toUpperCase()}\n${ev.kv.keyText()}\n${ev.type === 'put' ? ev.kv.text() + '\n' : ''}`);
-              }
-            }
+          for await (const batch of client.watch(key, { prefix: o.prefix === true, startRevision: o.rev, prevKv: o.prevKv, signal: stop })) {
+            for (const ev of batch.events) printEvent(batch.revision, ev, g.output);
           }
         } catch (err) {
-          if (!stop.signal.aborted) throw err;
+          if (!stop.aborted) throw err;
+        } finally {
+          interrupt.dispose();
         }
       }),
     );
-
-  const status = new Command('status').description('this endpoint\'s view of the cluster').action(() =>
-    withClient(globals, async (client) => {
-      process.stdout.write(JSON.stringify(await client.status(), null, 2) + '\n');
-    }),
-  );
-
-  return [get, put, del, watch, status];
 }
 
-/** `member list`; add, remove and promote are in admin-commands.ts. */
-export function memberListCommand(globals: () => GlobalOptions): Command {
-  return new Command('list').description('every member: id, role, name, peer and client URLs').action(() =>
-    withClient(globals, async (client, g) => {
-      const members = await client.members();
-      for (const m of members) {
-        if (g.output === 'json') process.stdout.write(JSON.stringify(m) + '\n');
-        else process.stdout.write(`${m.id}, ${m.isLearner ? 'learner' : 'voter'}, ${m.name}, ${m.peerUrls.join(',')}, ${m.clientUrls.join(',')}\n`);
-      }
-    }),
-  );
+export function kvCommands(globals: () => GlobalOptions): Command[] {
+  return [getCommand(globals), putCommand(globals), delCommand(globals), watchCommand(globals), txnCommand(globals)];
 }

@@ -1,24 +1,23 @@
 #!/usr/bin/env node
 // The `cairn` command. Exit status: 0 success, 1 a failed request, 2 bad usage.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { CairnError } from '../src/errors.js';
-import { benchCommand } from './bench.js';
-import { clusterCommand } from './cluster.js';
-import { adminCommands } from './admin-commands.js';
-import { kvCommands, type GlobalOptions } from './kv-commands.js';
-import { serveCommand } from './serve.js';
+import { positiveInteger } from './arguments.js';
+import { addCairnCommands } from './commands.js';
+import type { GlobalOptions } from './context.js';
+import { OUTPUT_FORMATS } from './output.js';
 
 const program = new Command('cairn')
   .description('a replicated, watchable configuration store')
   .option('--endpoints <urls>', 'client URLs of the cluster, comma separated (env CAIRN_ENDPOINTS)', process.env.CAIRN_ENDPOINTS ?? 'http://127.0.0.1:2379')
-  .option('--timeout <ms>', 'deadline of each request', (v) => Number(v), 5000)
-  .option('-o, --output <format>', 'simple or json', 'simple')
-  .exitOverride()
-  .addCommand(serveCommand())
-  .addCommand(clusterCommand());
+  .option('--timeout <ms>', 'deadline of each request, in milliseconds', positiveInteger, 5000)
+  .addOption(new Option('-o, --output <format>', 'simple (etcdctl\'s lines), json (one document; watch: one per event), table (what a command lists)').choices(OUTPUT_FORMATS).default('simple'))
+  .option('--cacert <file>', 'verify https endpoints against this CA (PEM) instead of the system CAs (env CAIRN_CACERT)', process.env.CAIRN_CACERT)
+  .option('--cert <file>', 'client certificate (PEM) for https endpoints that require one (env CAIRN_CERT)', process.env.CAIRN_CERT)
+  .option('--key <file>', 'key of --cert (PEM) (env CAIRN_KEY)', process.env.CAIRN_KEY)
+  .exitOverride();
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
-for (const command of [...kvCommands(globals), ...adminCommands(globals)]) program.addCommand(command);
-program.addCommand(benchCommand(() => (program.opts<{ endpoints: string }>().endpoints).split(',').map((s) => s.trim()).filter(Boolean)));
+addCairnCommands(program, globals);
 
 // Usage errors anywhere in the tree come back here (exit 2) instead of exiting inside commander.
 const overrideExits = (command: Command): void => {

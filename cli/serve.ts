@@ -1,6 +1,5 @@
 import { Command, Option } from 'commander';
 import { parseServeConfig, type ServeFlags } from '../src/node/config.js';
-import { runMember } from '../src/server/member.js';
 
 /** Every `cairn serve` flag, each also read from CAIRN_<FLAG_IN_UPPER_SNAKE>. Defaults are in parseServeConfig (API.md). */
 const FLAGS: ReadonlyArray<[flag: string, key: keyof ServeFlags, help: string]> = [
@@ -45,6 +44,8 @@ export function serveCommand(): Command {
     for (const [, key] of FLAGS) if (opts[key] !== undefined) flags[key] = String(opts[key]);
     if (opts.clientCertAuth !== undefined) flags.clientCertAuth = String(opts.clientCertAuth);
     const config = parseServeConfig(flags as ServeFlags);
+    // Loaded here, not at the top: every other cairn command would pay for loading the server (~0.3 s).
+    const { runMember } = await import('../src/server/member.js');
     await runMember(config);
   });
   return command;

@@ -255,7 +255,7 @@ describe('a three-member cluster of real processes', () => {
     expect((await cairn(['no-such-command'])).code).toBe(2);
     const txn = await cairn(['txn'], JSON.stringify({ compare: [{ key: 'cli/a', target: 'value', op: '=', value: 'one' }], success: [{ put: { key: 'cli/c', value: 'three' } }] }));
     expect(txn.code).toBe(0);
-    expect(JSON.parse(txn.out).succeeded).toBe(true);
+    expect(txn.out).toBe('SUCCESS\nOK\n');
     expect((await cairn(['member', 'list'])).out.trim().split('\n')).toHaveLength(3);
     const put = await cairn(['put', 'cli/w', 'watched', '-o', 'json']);
     const revision = JSON.parse(put.out).revision as number;
