@@ -7,6 +7,12 @@ import { addCairnCommands } from './commands.js';
 import type { GlobalOptions } from './context.js';
 import { OUTPUT_FORMATS } from './output.js';
 
+// A reader that went away (`cairn get --prefix '' | head`) is not a failure: stop quietly, as cat does.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command('cairn')
   .description('a replicated, watchable configuration store')
   .option('--endpoints <urls>', 'client URLs of the cluster, comma separated (env CAIRN_ENDPOINTS)', process.env.CAIRN_ENDPOINTS ?? 'http://127.0.0.1:2379')
