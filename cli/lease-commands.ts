@@ -46,18 +46,6 @@ async function leaseInfos(client: Client, ids: readonly number[]): Promise<{ id:
   return out;
 }
 
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 export function leaseCommand(globals: Globals): Command {
   const lease = new Command('lease').description('leases: keys attached to one are deleted when it expires or is revoked');
   lease
@@ -98,15 +86,15 @@ export function leaseCommand(globals: Globals): Command {
       withClient(globals, async (client, g) => {
         const interrupt = interruptSignal();
         try {
-          for (;;) {
+          const report = (ttl: number): void => (g.output === 'json' ? printJson({ id, ttl }) : writeLine(`lease ${id} keepalived with TTL(${ttl})`));
+          if (o.once) {
             const r = await client.keepAlive(id, { signal: interrupt.signal });
             if (r.ttl <= 0) throw notFound(id);
-            if (g.output === 'json') printJson({ id, ttl: r.ttl });
-            else writeLine(`lease ${id} keepalived with TTL(${r.ttl})`);
-            if (o.once) return;
-            await pause(Math.max(500, (r.ttl * 1000) / 3), interrupt.signal);
-            if (interrupt.signal.aborted) return;
+            return report(r.ttl);
           }
+          // Retried across endpoints and failures until the lease would have expired anyway.
+          const keeper = client.keepLeaseAlive(id, { signal: interrupt.signal, onKeepAlive: report });
+          await keeper.done;
         } catch (err) {
           if (interrupt.signal.aborted) return;
           if (err instanceof CairnClientError && err.code === 'KeyNotFound') throw notFound(id);

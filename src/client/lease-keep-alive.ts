@@ -11,6 +11,8 @@ export interface LeaseKeepAliveOptions {
   readonly signal?: AbortSignal;
   /** Longest wait between two keep-alives. Default 10 000 ms; the wait is a third of the TTL when that is shorter. */
   readonly maxIntervalMs?: number;
+  /** Told the TTL each keep-alive answer gives (a progress report; a throw in it is ignored). */
+  readonly onKeepAlive?: (ttlSeconds: number) => void;
 }
 
 export interface LeaseKeepAlive {
@@ -59,11 +61,11 @@ class BackgroundKeepAlive implements LeaseKeepAlive {
     if (!Number.isFinite(maxIntervalMs) || maxIntervalMs <= 0) throw new TypeError(`maxIntervalMs must be a positive number (got ${maxIntervalMs})`);
     if (options.signal?.aborted) this.#stop.abort();
     else options.signal?.addEventListener('abort', () => this.#stop.abort(), { once: true });
-    this.done = this.#run(send, maxIntervalMs);
+    this.done = this.#run(send, maxIntervalMs, options.onKeepAlive);
     this.done.catch(() => undefined);
   }
 
-  async #run(send: SendKeepAlive, maxIntervalMs: number): Promise<void> {
+  async #run(send: SendKeepAlive, maxIntervalMs: number, onKeepAlive: ((ttlSeconds: number) => void) | undefined): Promise<void> {
     const stop = this.#stop.signal;
     let lastSuccessMs = performance.now();
     let ttlMs = Infinity;
@@ -74,6 +76,11 @@ class BackgroundKeepAlive implements LeaseKeepAlive {
         this.ttl = answer.ttl;
         ttlMs = answer.ttl * 1000;
         lastSuccessMs = performance.now();
+        try {
+          onKeepAlive?.(answer.ttl);
+        } catch {
+          // a progress report must not stop the keep-alives
+        }
         await pause(Math.min(maxIntervalMs, ttlMs / 3), stop);
       } catch (err) {
         if (stop.aborted) return;

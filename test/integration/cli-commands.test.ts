@@ -194,6 +194,28 @@ describe('the cairn command against a real cluster', () => {
     expect(gone.err).toContain(`lease ${grant.id} not found`);
   });
 
+  it('lease keep-alive reports each keep-alive and keeps the key past its TTL; a revoked lease ends it with status 1', async () => {
+    const grant = JSON.parse((await cairn(['lease', 'grant', '1', '-o', 'json'])).out) as { id: number };
+    expect((await cairn(['put', 'kept/k', 'v', '--lease', String(grant.id)])).code).toBe(0);
+    const child = spawn(process.execPath, [CLI, '--endpoints', endpoints, 'lease', 'keep-alive', String(grant.id)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      // A keep-alive every third of the 1 s TTL: after six of them (2 s, two TTLs), the key must still be there.
+      await waitFor('six keep-alives', () => (out.split('\n').filter(Boolean).length >= 6 ? true : undefined)).catch((e: unknown) => { throw new Error(`${String(e)}: out=${out} err=${err}`); });
+      expect(out.split('\n')[0]).toBe(`lease ${grant.id} keepalived with TTL(1)`);
+      expect((await cairn(['get', 'kept/k'])).code).toBe(0);
+      await cairn(['lease', 'revoke', String(grant.id)]);
+      expect(await exited).toBe(1);
+      expect(err).toContain(`lease ${grant.id} not found`);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
   it('watch -o json prints each event as NDJSON as it happens, and SIGINT ends it with status 0', async () => {
     const from = (JSON.parse((await cairn(['status', '-o', 'json'])).out) as { revision: number }[])[0].revision + 1;
     const child = spawn(process.execPath, [CLI, '--endpoints', endpoints, '-o', 'json', 'watch', 'w/', '--prefix', '--rev', String(from)], { stdio: ['ignore', 'pipe', 'pipe'] });
