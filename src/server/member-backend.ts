@@ -7,7 +7,10 @@ import type { LeaseKeeper } from '../node/lease-keeper.js';
 import { encodeMemberInfo, type MemberRecord, type MemberRegistry } from '../node/members.js';
 import type { RaftNode } from '../node/raft-node.js';
 import { NotAcceptedError, OutcomeUnknownError } from '../node/waiters.js';
-import { NONE, nodeId, type NodeId } from '../raft/index.js';
+import { NONE, nodeId, type ConfChange, type NodeId } from '../raft/index.js';
+import { PeerRequestFailedError, PeerRequestRefusedError, PeerRequestTimeoutError } from '../transport/errors.js';
+import { peerUrlsProblem } from '../transport/peer-protocol.js';
+import { MEMBERSHIP_ERROR_CODES, type MembershipChange, type MembershipErrorCode, type MembershipOutcome, type Transport } from '../transport/transport.js';
 import {
   CairnError,
   CompactedError,
@@ -34,6 +37,19 @@ export interface MemberBackendOptions {
   readonly dbSizeBytes: () => Promise<number>;
   /** Writes (puts, transactions, lease grants) are refused past this data size; deletes and compaction still go. */
   readonly quotaBackendBytes: number;
+  /** Carries a membership change to the leader when this member is not it (the peer transport). */
+  readonly peers: Pick<Transport, 'requestMembershipChange'>;
+  /**
+   * The client API's request deadline (client-api.ts requestTimeoutMs): a change sent to
+   * the leader asks it to answer within it. Default 10000, as the client API's.
+   */
+  readonly requestTimeoutMs?: number;
+}
+
+/** A membership change checked against this member's view: the conf change to propose and when it shows as applied. */
+interface MembershipPlan {
+  readonly change: ConfChange;
+  readonly applied: () => boolean;
 }
 
 /** Maps the node's own errors onto API errors: not accepted = Unavailable (nothing happened), unknown = Timeout. */
@@ -41,6 +57,21 @@ function apiError(err: unknown): unknown {
   if (err instanceof NotAcceptedError) return new UnavailableError(`not accepted: ${err.message}`);
   if (err instanceof OutcomeUnknownError) return new TimeoutError(err.message);
   return err;
+}
+
+/** The leader's refusal, as the API error a client of the leader would have got. */
+function throwIfRefused(outcome: MembershipOutcome): void {
+  if (outcome.applied) return;
+  switch (outcome.code) {
+    case 'InvalidArgument':
+      throw new InvalidArgumentError(outcome.message);
+    case 'KeyNotFound':
+      throw new KeyNotFoundError(outcome.message);
+    case 'Unavailable':
+      throw new UnavailableError(outcome.message);
+    case 'Timeout':
+      throw new TimeoutError(outcome.message);
+  }
 }
 
 function failureError(r: KvFailure): CairnError {
@@ -233,46 +264,106 @@ export class MemberBackend implements api.Backend {
     return { header: this.header(), members: this.memberList() };
   }
 
-  /** Proposes a conf change and waits until this member has applied it (the condition holds). */
-  private async changeMembership(change: Parameters<RaftNode['proposeConfChange']>[0], applied: () => boolean, signal: AbortSignal): Promise<void> {
+  async addMember(peerUrls: readonly string[], learner: boolean, signal: AbortSignal) {
+    const id = nodeId(memberIdFor(peerUrls, this.o.clusterToken));
+    await this.changeMembership({ op: 'add', peerUrls, learner }, signal);
+    const member = this.memberList().find((m) => m.id === id)!;
+    return { header: this.header(), member, members: this.memberList() };
+  }
+
+  async removeMember(id: string, signal: AbortSignal) {
+    await this.changeMembership({ op: 'remove', memberId: id }, signal);
+    return { header: this.header(), members: this.memberList() };
+  }
+
+  async promoteMember(id: string, signal: AbortSignal) {
+    await this.changeMembership({ op: 'promote', memberId: id }, signal);
+    return { header: this.header(), members: this.memberList() };
+  }
+
+  /**
+   * Makes a membership change and waits until this member has applied it. The leader
+   * proposes it; any other member asks the leader over the peer transport (as etcd's
+   * followers do), so a refusal comes back at once with its reason instead of a timeout.
+   */
+  private async changeMembership(request: MembershipChange, signal: AbortSignal): Promise<void> {
+    const plan = this.planMembershipChange(request);
+    const { role, lead } = this.o.node.status().softState;
+    if (role === 'leader') return this.changeMembershipOnLeader(plan, signal);
+    if (lead === NONE) throw new UnavailableError('no leader: the membership change was not made; retry');
+    throwIfRefused(await this.askLeader(lead, request, signal));
+    await this.waitApplied(plan.applied, signal, `the leader ${lead} applied the membership change; this member has not applied it yet`);
+  }
+
+  /**
+   * The leader's side of a change another member asked for: the same checks and path as
+   * a client's request here, never forwarded again. Answers the API error as an outcome.
+   */
+  async serveMembershipChange(request: MembershipChange, signal: AbortSignal): Promise<MembershipOutcome> {
     try {
-      this.o.node.proposeConfChange(change);
+      const { role, lead } = this.o.node.status().softState;
+      if (role !== 'leader') throw new UnavailableError(`member ${this.memberId} is not the leader (${lead === NONE ? 'no leader known' : `the leader is ${lead}`}); retry`);
+      await this.changeMembershipOnLeader(this.planMembershipChange(request), signal);
+      return { applied: true };
     } catch (err) {
-      throw apiError(err);
-    }
-    while (!applied()) {
-      if (signal.aborted) throw new TimeoutError('membership change not applied in time; it may still be');
-      await new Promise((r) => setTimeout(r, 20));
+      if (err instanceof CairnError && MEMBERSHIP_ERROR_CODES.includes(err.code as MembershipErrorCode)) {
+        return { applied: false, code: err.code as MembershipErrorCode, message: err.message };
+      }
+      throw err;
     }
   }
 
-  async addMember(peerUrls: readonly string[], learner: boolean, signal: AbortSignal) {
-    if (peerUrls.length === 0) throw new InvalidArgumentError('peerUrls must name at least one URL');
-    const id = nodeId(memberIdFor(peerUrls, this.o.clusterToken));
-    if (this.o.members.get(id)) throw new InvalidArgumentError(`a member with peer URLs ${peerUrls.join(',')} already exists (${id})`);
-    const context = encodeMemberInfo({ name: '', peerUrls, clientUrls: [] });
-    await this.changeMembership({ type: learner ? 'addLearner' : 'addNode', nodeId: id, context }, () => this.o.members.get(id) !== undefined, signal);
-    const member = this.memberList().find((m) => m.id === id)!;
-    return { header: this.header(), member, members: this.memberList() };
+  /** Checks the change against the members as this member has applied them. */
+  private planMembershipChange(request: MembershipChange): MembershipPlan {
+    if (request.op === 'add') {
+      const problem = peerUrlsProblem(request.peerUrls);
+      if (problem !== undefined) throw new InvalidArgumentError(problem);
+      const id = nodeId(memberIdFor(request.peerUrls, this.o.clusterToken));
+      if (this.o.members.get(id)) throw new InvalidArgumentError(`a member with peer URLs ${request.peerUrls.join(',')} already exists (${id})`);
+      const context = encodeMemberInfo({ name: '', peerUrls: request.peerUrls, clientUrls: [] });
+      return { change: { type: request.learner ? 'addLearner' : 'addNode', nodeId: id, context }, applied: () => this.o.members.get(id) !== undefined };
+    }
+    const id = this.known(request.memberId);
+    if (request.op === 'remove') return { change: { type: 'removeNode', nodeId: id }, applied: () => this.o.members.get(id) === undefined };
+    if (!this.o.members.get(id)!.isLearner) throw new InvalidArgumentError(`member ${request.memberId} is not a learner`);
+    return { change: { type: 'addNode', nodeId: id }, applied: () => this.o.members.get(id)?.isLearner === false };
+  }
+
+  /** Proposes the change (a refusal is Unavailable with the core's reason) and waits until applied here. */
+  private async changeMembershipOnLeader(plan: MembershipPlan, signal: AbortSignal): Promise<void> {
+    try {
+      this.o.node.proposeConfChange(plan.change);
+    } catch (err) {
+      throw apiError(err);
+    }
+    await this.waitApplied(plan.applied, signal, 'membership change not applied in time; it may still be');
+  }
+
+  /** The leader's answer; what is known when there is none: nothing sent (Unavailable) or unknown (Timeout). */
+  private async askLeader(leader: NodeId, request: MembershipChange, signal: AbortSignal): Promise<MembershipOutcome> {
+    try {
+      return await this.o.peers.requestMembershipChange(leader, request, { timeoutMs: this.o.requestTimeoutMs ?? 10_000, signal });
+    } catch (err) {
+      if (err instanceof PeerRequestRefusedError) throw new UnavailableError(`the leader ${leader} did not take the membership change: ${err.message}`);
+      if (err instanceof PeerRequestTimeoutError || err instanceof PeerRequestFailedError) {
+        throw new TimeoutError(`no answer from the leader ${leader} (${err.message}); the membership change may or may not have been applied`);
+      }
+      throw err;
+    }
+  }
+
+  /** Polls until `applied` holds (membership changes are rare: no waiter list for them). */
+  private async waitApplied(applied: () => boolean, signal: AbortSignal, timeoutMessage: string): Promise<void> {
+    while (!applied()) {
+      if (signal.aborted) throw new TimeoutError(timeoutMessage);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   private known(id: string): NodeId {
     const nid = nodeId(id);
     if (!this.o.members.get(nid)) throw new KeyNotFoundError(`member ${id} not found`);
     return nid;
-  }
-
-  async removeMember(id: string, signal: AbortSignal) {
-    const nid = this.known(id);
-    await this.changeMembership({ type: 'removeNode', nodeId: nid }, () => this.o.members.get(nid) === undefined, signal);
-    return { header: this.header(), members: this.memberList() };
-  }
-
-  async promoteMember(id: string, signal: AbortSignal) {
-    const nid = this.known(id);
-    if (!this.o.members.get(nid)!.isLearner) throw new InvalidArgumentError(`member ${id} is not a learner`);
-    await this.changeMembership({ type: 'addNode', nodeId: nid }, () => this.o.members.get(nid)?.isLearner === false, signal);
-    return { header: this.header(), members: this.memberList() };
   }
 
   async transferLeader(targetId: string, signal: AbortSignal) {

@@ -126,6 +126,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     restore: (chunks) => kv.restore(chunks),
   };
   let receiver: TransportReceiver | undefined;
+  let transport: HttpTransport | undefined;
   node = new RaftNode({
     id,
     store,
@@ -133,7 +134,8 @@ export async function openMember(config: ServeConfig, options: { readonly listen
     stateMachine: machine,
     transport: (hooks) => {
       receiver = hooks;
-      return new HttpTransport({ selfId: id, clusterToken, logger: log, tls: peerTls?.sender, ...hooks });
+      transport = new HttpTransport({ selfId: id, clusterToken, logger: log, tls: peerTls?.sender, ...hooks });
+      return transport;
     },
     snapshotDir: join(config.dataDir, 'snap'),
     seedPeers,
@@ -148,6 +150,21 @@ export async function openMember(config: ServeConfig, options: { readonly listen
       log.info({ leader: lead || null }, isLeader ? 'became leader' : lead ? 'following a leader' : 'no leader');
     },
   });
+  // RaftNode builds its transport in its constructor: membership changes for the leader go on it too.
+  const peers = transport as HttpTransport | undefined;
+  if (peers === undefined) throw new Error('the Raft node did not build its transport');
+  const backend = new MemberBackend({
+    node,
+    store: kv,
+    hub,
+    members,
+    leases,
+    name: identity.name,
+    clusterToken,
+    dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
+    quotaBackendBytes: config.quotaBackendBytes,
+    peers,
+  });
   await peerApp.register(peerRoutes, {
     selfId: id,
     clusterToken,
@@ -159,17 +176,7 @@ export async function openMember(config: ServeConfig, options: { readonly listen
       if (!receiver) throw new Error('member not started');
       await receiver.onSnapshot(message, body);
     },
-  });
-  const backend = new MemberBackend({
-    node,
-    store: kv,
-    hub,
-    members,
-    leases,
-    name: identity.name,
-    clusterToken,
-    dbSizeBytes: () => directoryBytes(join(config.dataDir, 'db')),
-    quotaBackendBytes: config.quotaBackendBytes,
+    onMembershipChange: (_from, change, signal) => backend.serveMembershipChange(change, signal),
   });
   const clientApp = buildClientApp({ backend, maxRequestBytes: config.maxRequestBytes, loggerInstance: httpLog });
   let peerListening: Listening = peerApp;

@@ -11,6 +11,7 @@ export const PEER_REFUSALS = {
   wrongReceiver: { code: 'PermissionDenied', statusCode: 403, message: 'request is addressed to another member' },
   malformedBody: { code: 'InvalidArgument', statusCode: 400, message: 'malformed message batch' },
   malformedSnapshot: { code: 'InvalidArgument', statusCode: 400, message: 'malformed snapshot request' },
+  malformedMembership: { code: 'InvalidArgument', statusCode: 400, message: 'malformed membership request' },
   bodyTooLarge: { code: 'TooLarge', statusCode: 413, message: 'request body is larger than allowed' },
   unsupportedMediaType: { code: 'InvalidArgument', statusCode: 415, message: 'body must be application/octet-stream' },
   snapshotFailed: { code: 'Unavailable', statusCode: 503, message: 'the snapshot could not be installed' },
@@ -49,4 +50,30 @@ export class PeerRequestTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
     super(`peer request timed out after ${timeoutMs} ms`);
   }
+}
+
+/**
+ * A request to a peer was not carried out, and the caller knows it: there is no
+ * connection to that member, it could not be connected to, or it refused the request
+ * itself (a 4xx, PEER_REFUSALS). Nothing happened on the peer.
+ */
+export class PeerRequestRefusedError extends Error {
+  override readonly name = 'PeerRequestRefusedError';
+  readonly code = 'Unavailable';
+  /** The peer's HTTP status when it answered one; undefined when it was never reached. */
+  readonly statusCode: number | undefined;
+  constructor(message: string, options: { statusCode?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.statusCode = options.statusCode;
+  }
+}
+
+/**
+ * A request to a peer may or may not have been acted on: the connection failed after it
+ * was sent, the peer answered 5xx, or its answer was not one. (A deadline passing is
+ * PeerRequestTimeoutError.)
+ */
+export class PeerRequestFailedError extends Error {
+  override readonly name = 'PeerRequestFailedError';
+  readonly code = 'Timeout';
 }

@@ -5,7 +5,19 @@
 
 import type { Message, NodeId } from '../raft/types.js';
 import { isPeerMessageType, withoutSnapshotData } from './codec.js';
-import type { PeerStats, Transport, TransportCallbacks, TransportReceiver, TransportStats } from './transport.js';
+import { PeerRequestFailedError, PeerRequestRefusedError, PeerRequestTimeoutError } from './errors.js';
+import { decodeMembershipRequest, encodeMembershipRequest, membershipLeaderTimeoutMs } from './peer-protocol.js';
+import type {
+  MembershipChange,
+  MembershipChangeHandler,
+  MembershipOutcome,
+  MembershipRequestOptions,
+  PeerStats,
+  Transport,
+  TransportCallbacks,
+  TransportReceiver,
+  TransportStats,
+} from './transport.js';
 
 /** Decides, per message, whether the network loses it. Return true to drop. */
 export type DropFilter = (message: Message) => boolean;
@@ -69,6 +81,8 @@ export interface MemoryTransportOptions extends TransportCallbacks, TransportRec
   readonly network: MemoryNetwork;
   /** Most messages in flight to one peer; past it new ones are dropped. Default 4096. */
   readonly maxQueuedMessagesPerPeer?: number;
+  /** Serves membership changes other members ask this one for. Default none: such requests are refused. */
+  readonly onMembershipChange?: MembershipChangeHandler;
 }
 
 interface MemoryPeer {
@@ -92,6 +106,8 @@ export class MemoryTransport implements Transport {
   private readonly peers = new Map<NodeId, MemoryPeer>();
   private readonly pendingDeliveries = new Set<NodeJS.Immediate>();
   private readonly pendingSnapshots = new Set<Promise<void>>();
+  /** Aborting these abandons the membership requests in flight, both ways. */
+  private readonly membershipRequests = new Set<AbortController>();
   private unknownPeerDrops = 0;
   private closed = false;
 
@@ -154,8 +170,62 @@ export class MemoryTransport implements Transport {
     return { peers, unknownPeerDrops: this.unknownPeerDrops };
   }
 
+  /**
+   * As the HTTP transport: the request travels encoded (peer-protocol.ts) and is decoded
+   * on the other side; an unreachable peer is an unknown outcome, as a lost connection is.
+   */
+  async requestMembershipChange(to: NodeId, change: MembershipChange, options: MembershipRequestOptions): Promise<MembershipOutcome> {
+    if (!Number.isSafeInteger(options.timeoutMs) || options.timeoutMs <= 0) throw new RangeError('transport: timeoutMs must be a positive integer');
+    if (this.closed || !this.peers.has(to)) throw new PeerRequestRefusedError(`no connection to member ${to}: it is not a known peer`);
+    const body = encodeMembershipRequest(change, membershipLeaderTimeoutMs(options.timeoutMs));
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new PeerRequestTimeoutError(options.timeoutMs)), options.timeoutMs);
+    const onAbort = (): void => controller.abort(new PeerRequestFailedError(`the membership request to ${to} was abandoned by its caller`));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    this.membershipRequests.add(controller);
+    try {
+      // Let the caller go on first, as a request on a socket would.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const receiver = this.network.endpoint(to);
+      if (controller.signal.aborted) throw controller.signal.reason;
+      if (receiver === undefined || !this.network.canReach(this.selfId, to)) throw new PeerRequestFailedError(`member ${to} cannot be reached`);
+      return await untilAborted(receiver.receiveMembershipChange(this.selfId, body, controller.signal), controller.signal);
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      this.membershipRequests.delete(controller);
+    }
+  }
+
+  /** @internal The network delivers here. `signal` aborts when the asking side gives up. */
+  async receiveMembershipChange(from: NodeId, body: Uint8Array, signal: AbortSignal): Promise<MembershipOutcome> {
+    if (this.closed) throw new PeerRequestFailedError(`memory transport ${this.selfId} is closed`);
+    if (!this.peers.has(from)) throw new PeerRequestRefusedError(`member ${this.selfId} refused the membership request: ${from} is not a peer`, { statusCode: 403 });
+    const handler = this.options.onMembershipChange;
+    if (handler === undefined) throw new PeerRequestRefusedError(`member ${this.selfId} does not serve membership changes`, { statusCode: 400 });
+    const decoded = decodeMembershipRequest(body);
+    if (typeof decoded === 'string') throw new PeerRequestRefusedError(`member ${this.selfId} refused the membership request: ${decoded}`, { statusCode: 400 });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), decoded.timeoutMs);
+    const onAbort = (): void => controller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.membershipRequests.add(controller);
+    try {
+      return await handler(from, decoded.change, controller.signal);
+    } catch (error) {
+      // As the peer routes' 500: the asking side cannot know how far the handler got.
+      throw new PeerRequestFailedError(`member ${this.selfId} failed serving the membership request: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      this.membershipRequests.delete(controller);
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    for (const controller of this.membershipRequests) controller.abort(new PeerRequestFailedError(`memory transport ${this.selfId} closed`));
     this.network.detach(this);
     for (const immediate of this.pendingDeliveries) clearImmediate(immediate);
     this.pendingDeliveries.clear();
@@ -244,4 +314,23 @@ export class MemoryTransport implements Transport {
       if (!this.closed) callback();
     });
   }
+}
+
+/** Settles as `work` does, or rejects with the signal's reason once it aborts, whichever comes first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -1,23 +1,37 @@
 // Everything sent to one peer: its queue, its one request in flight, its one snapshot
-// in flight, and its connections.
+// in flight, its membership requests, and its connections.
 
 import { Readable } from 'node:stream';
 import { Client, type Dispatcher } from 'undici';
 import type { Message, NodeId } from '../raft/types.js';
 import { encodeMessages, estimateMessageBytes, withoutSnapshotData } from './codec.js';
-import { InvalidPeerUrlError, PeerRequestTimeoutError } from './errors.js';
+import { InvalidPeerUrlError, PeerRequestFailedError, PeerRequestRefusedError, PeerRequestTimeoutError } from './errors.js';
 import { MessageQueue } from './message-queue.js';
 import {
   HEADER_CLUSTER,
   HEADER_FROM,
   HEADER_MESSAGE,
   HEADER_TO,
+  MEMBERSHIP_ANSWER_BYTES_MAX,
+  MEMBERSHIP_PATH,
   MESSAGES_PATH,
   PEER_CONTENT_TYPE,
   SNAPSHOT_PATH,
+  encodeMembershipRequest,
+  membershipAnswerOutcome,
+  membershipLeaderTimeoutMs,
+  membershipRequestFailure,
 } from './peer-protocol.js';
 import type { PeerConnectOptions } from './tls-credentials.js';
-import { RateLimiter, type PeerStats, type TransportCallbacks, type TransportLogger } from './transport.js';
+import {
+  RateLimiter,
+  type MembershipChange,
+  type MembershipOutcome,
+  type MembershipRequestOptions,
+  type PeerStats,
+  type TransportCallbacks,
+  type TransportLogger,
+} from './transport.js';
 
 /** The settings every channel of one transport shares; validated and frozen by HttpTransport. */
 export interface PeerChannelConfig {
@@ -43,8 +57,11 @@ interface PeerTarget {
   readonly messages: Client;
   /** Snapshots, on a connection of their own so a snapshot never delays a heartbeat. */
   readonly snapshots: Client;
+  /** Membership requests, which wait seconds for their answer: never on the batches' connection. */
+  readonly control: Client;
   readonly messagesPath: string;
   readonly snapshotPath: string;
+  readonly membershipPath: string;
 }
 
 /** A peer's error answer is logged, not trusted: read at most this much of it. */
@@ -71,8 +88,10 @@ export function openPeerTarget(url: string, connectTimeoutMs: number, tls: PeerC
     url,
     messages: new Client(parsed.origin, clientOptions),
     snapshots: new Client(parsed.origin, clientOptions),
+    control: new Client(parsed.origin, clientOptions),
     messagesPath: basePath + MESSAGES_PATH,
     snapshotPath: basePath + SNAPSHOT_PATH,
+    membershipPath: basePath + MEMBERSHIP_PATH,
   };
 }
 
@@ -93,6 +112,8 @@ export class PeerChannel {
   /** Invariant: true exactly while streamSnapshot() runs; at most one snapshot is in flight. */
   private snapshotInFlight = false;
   private snapshotDone: Promise<void> = Promise.resolve();
+  /** Membership requests in flight (each settles once aborted); close() waits for them. */
+  private readonly membershipRequests = new Set<Promise<unknown>>();
   private closed = false;
   private reachable = true;
   private droppedSinceLog = 0;
@@ -168,7 +189,7 @@ export class PeerChannel {
     const next = openPeerTarget(url, this.config.requestTimeoutMs, this.config.tls);
     const retired = this.target;
     this.target = next;
-    for (const client of [retired.messages, retired.snapshots]) {
+    for (const client of [retired.messages, retired.snapshots, retired.control]) {
       // Graceful: a request in flight finishes on the old connection.
       this.retiredClients.add(client);
       client.close().then(
@@ -190,10 +211,51 @@ export class PeerChannel {
       this.counters.droppedMessages += this.queue.clear();
       for (const controller of this.inFlightRequests) controller.abort(new ChannelClosedError('peer channel closed'));
     }
-    await Promise.all([this.drainDone, this.snapshotDone]);
-    const clients = [this.target.messages, this.target.snapshots, ...this.retiredClients];
+    await Promise.all([this.drainDone, this.snapshotDone, ...this.membershipRequests]);
+    const clients = [this.target.messages, this.target.snapshots, this.target.control, ...this.retiredClients];
     this.retiredClients.clear();
     await Promise.all(clients.map((client) => client.destroy().catch(() => {})));
+  }
+
+  /** Asks this peer (the leader) for a membership change; the contract is Transport.requestMembershipChange. */
+  requestMembershipChange(change: MembershipChange, options: MembershipRequestOptions): Promise<MembershipOutcome> {
+    if (this.closed) return Promise.reject(new PeerRequestRefusedError(`the connection to member ${this.id} is closed`));
+    const done = this.postMembershipChange(change, options);
+    const settled = done.catch(() => undefined);
+    this.membershipRequests.add(settled);
+    void settled.then(() => this.membershipRequests.delete(settled));
+    return done;
+  }
+
+  private async postMembershipChange(change: MembershipChange, options: MembershipRequestOptions): Promise<MembershipOutcome> {
+    const { timeoutMs, signal } = options;
+    const body = encodeMembershipRequest(change, membershipLeaderTimeoutMs(timeoutMs));
+    const target = this.target;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new PeerRequestTimeoutError(timeoutMs)), timeoutMs);
+    const onAbort = (): void => controller.abort(new PeerRequestFailedError(`the membership request to ${this.id} was abandoned by its caller`));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    this.inFlightRequests.add(controller);
+    try {
+      const response = await target.control.request({
+        method: 'POST',
+        path: target.membershipPath,
+        headers: this.headers,
+        body,
+        signal: controller.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const text = await readBounded(response.body, MEMBERSHIP_ANSWER_BYTES_MAX);
+      return membershipAnswerOutcome(this.id, response.statusCode, text);
+    } catch (error) {
+      throw membershipRequestFailure(this.id, error, controller.signal);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      this.inFlightRequests.delete(controller);
+    }
   }
 
   private schedulePump(): void {
@@ -344,13 +406,13 @@ export class PeerChannel {
   }
 }
 
-async function readBounded(body: Dispatcher.ResponseData['body']): Promise<string> {
+async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes = ERROR_BODY_BYTES_MAX): Promise<string> {
   const chunks: Buffer[] = [];
   let bytes = 0;
   for await (const chunk of body) {
     chunks.push(chunk as Buffer);
     bytes += (chunk as Buffer).byteLength;
-    if (bytes >= ERROR_BODY_BYTES_MAX) break; // breaking destroys the rest of the body
+    if (bytes >= maxBytes) break; // breaking destroys the rest of the body
   }
-  return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES_MAX).toString('utf8');
+  return Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8');
 }

@@ -1,7 +1,8 @@
 // The receiving half of the peer transport: a fastify plugin for the peer listener.
 // Every request is checked (cluster, sender, receiver) before its body is read, and
-// every message is validated before it is handed on; a refusal is one log line and a
-// 4xx answer (errors.ts), and nothing of it reaches the node. Contract: peer-protocol.ts.
+// every message (or membership request) is validated before it is handed on; a refusal
+// is one log line and a 4xx answer (errors.ts), and nothing of it reaches the node.
+// Contract: peer-protocol.ts.
 
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -14,11 +15,15 @@ import {
   HEADER_FROM,
   HEADER_MESSAGE,
   HEADER_TO,
+  MEMBERSHIP_BODY_BYTES_MAX,
+  MEMBERSHIP_PATH,
   MESSAGES_PATH,
   PEER_CONTENT_TYPE,
   SNAPSHOT_PATH,
+  decodeMembershipRequest,
+  membershipAnswerBody,
 } from './peer-protocol.js';
-import type { TransportReceiver } from './transport.js';
+import type { MembershipChangeHandler, MembershipOutcome, TransportReceiver } from './transport.js';
 
 export interface PeerRoutesOptions extends TransportReceiver {
   /** This member's id; requests addressed (x-cairn-to) to another are refused. */
@@ -33,11 +38,16 @@ export interface PeerRoutesOptions extends TransportReceiver {
   readonly maxSnapshotBytes?: number;
   /** Level of fastify's per-request logs on these routes; refusals log at warn. Default 'warn', keeping the hot path quiet. */
   readonly logLevel?: LogLevel;
+  /**
+   * Serves POST /raft/membership: a member asking this one (as the leader) for a membership
+   * change. Default none: the route does not exist (answered as any unknown route).
+   */
+  readonly onMembershipChange?: MembershipChangeHandler;
 }
 
 const MIB = 1024 * 1024;
 
-/** Registers POST /raft/messages and POST /raft/snapshot. Encapsulated: its body parsers and hooks stay inside. */
+/** Registers POST /raft/messages, POST /raft/snapshot and (with a handler) POST /raft/membership. Encapsulated: its body parsers and hooks stay inside. */
 export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, input) => {
   // `??`, not a spread: an option given as undefined still gets its default.
   const options: ResolvedOptions = {
@@ -80,6 +90,8 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, inp
 
   await app.register(async (scope) => registerMessagesRoute(scope, options));
   await app.register(async (scope) => registerSnapshotRoute(scope, options));
+  const onMembershipChange = options.onMembershipChange;
+  if (onMembershipChange !== undefined) await app.register(async (scope) => registerMembershipRoute(scope, options, onMembershipChange));
 };
 
 /** For callers that prefer a function to `app.register(peerRoutes, options)`. */
@@ -139,6 +151,50 @@ function registerSnapshotRoute(scope: FastifyInstance, options: ResolvedOptions)
     );
     return reply.code(204).send();
   });
+}
+
+function registerMembershipRoute(scope: FastifyInstance, options: ResolvedOptions, handler: MembershipChangeHandler): void {
+  scope.removeAllContentTypeParsers();
+  scope.addContentTypeParser(
+    PEER_CONTENT_TYPE,
+    { parseAs: 'buffer', bodyLimit: MEMBERSHIP_BODY_BYTES_MAX },
+    (_request, body, done) => done(null, body),
+  );
+  scope.post(MEMBERSHIP_PATH, { bodyLimit: MEMBERSHIP_BODY_BYTES_MAX, logLevel: options.logLevel }, async (request, reply) => {
+    const body = request.body;
+    if (!Buffer.isBuffer(body) || body.byteLength === 0) return refuse(request, reply, 'malformedMembership', 'empty body');
+    const decoded = decodeMembershipRequest(body);
+    if (typeof decoded === 'string') return refuse(request, reply, 'malformedMembership', decoded);
+    const from = request.headers[HEADER_FROM] as NodeId;
+    const deadline = answerDeadline(reply, decoded.timeoutMs);
+    let outcome: MembershipOutcome;
+    try {
+      outcome = await handler(from, decoded.change, deadline.signal);
+    } finally {
+      deadline.release();
+    }
+    // At info, shown where the routes' logLevel allows: a refusal such as a learner not caught up is routine.
+    const why = outcome.applied ? {} : { code: outcome.code, reason: outcome.message };
+    request.log.info({ peer: from, op: decoded.change.op, applied: outcome.applied, ...why }, 'membership change asked by a peer');
+    return reply.code(200).send(membershipAnswerBody(outcome));
+  });
+}
+
+/** Aborts after `timeoutMs`, or when the asking peer goes away before its answer. */
+function answerDeadline(reply: FastifyReply, timeoutMs: number): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const onClose = (): void => {
+    if (!reply.raw.writableFinished) controller.abort();
+  };
+  reply.raw.once('close', onClose);
+  return {
+    signal: controller.signal,
+    release: () => {
+      clearTimeout(timer);
+      reply.raw.off('close', onClose);
+    },
+  };
 }
 
 function checkAddressing(

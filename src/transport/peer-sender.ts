@@ -3,12 +3,16 @@
 
 import type { Message, NodeId } from '../raft/types.js';
 import { isPeerMessageType } from './codec.js';
+import { PeerRequestRefusedError } from './errors.js';
 import { PeerChannel, type PeerChannelConfig } from './peer-channel.js';
 import { isHeaderSafe } from './peer-protocol.js';
 import { peerConnectOptions, type PeerConnectOptions, type PeerTlsCredentials } from './tls-credentials.js';
 import {
   RateLimiter,
   SILENT_LOGGER,
+  type MembershipChange,
+  type MembershipOutcome,
+  type MembershipRequestOptions,
   type PeerStats,
   type Transport,
   type TransportCallbacks,
@@ -113,6 +117,13 @@ export class HttpTransport implements Transport {
     this.closing.add(done);
     void done.then(() => this.closing.delete(done));
     this.config.logger.debug({ peer: id }, 'peer removed');
+  }
+
+  requestMembershipChange(to: NodeId, change: MembershipChange, options: MembershipRequestOptions): Promise<MembershipOutcome> {
+    requirePositiveInteger(options.timeoutMs, 'timeoutMs');
+    const channel = this.closed ? undefined : this.channels.get(to);
+    if (channel === undefined) return Promise.reject(new PeerRequestRefusedError(`no connection to member ${to}: it is not a known peer`));
+    return channel.requestMembershipChange(change, options);
   }
 
   hasPeer(id: NodeId): boolean {

@@ -21,6 +21,16 @@ export interface Transport {
   updatePeer(id: NodeId, url: string): void;
   /** Stops sending to a member: drops its queue and abandons its requests. */
   removePeer(id: NodeId): void;
+  /**
+   * Asks member `to` (the leader) to make a membership change and to wait until it has
+   * applied it; resolves with its answer, whatever it is. Rejects with
+   * PeerRequestRefusedError when nothing happened (no connection to that member, it could
+   * not be connected to, or it refused the request itself), and with PeerRequestTimeoutError
+   * or PeerRequestFailedError when the outcome is unknown (no answer within `timeoutMs` or
+   * before `signal` aborted, a connection lost mid-request, an answer that is not one).
+   * The peer is told to answer a little before `timeoutMs`, so its own Timeout arrives in time.
+   */
+  requestMembershipChange(to: NodeId, change: MembershipChange, options: MembershipRequestOptions): Promise<MembershipOutcome>;
   /** Per-peer counters, as of now. */
   stats(): TransportStats;
   /** Abandons every request in flight and releases every connection. No callback fires after it resolves. */
@@ -36,6 +46,35 @@ export interface TransportCallbacks {
   /** The snapshot's data for a 'snap' message, as a stream of chunks. Called once per snapshot actually sent. */
   openSnapshot(message: Message): AsyncIterable<Uint8Array>;
 }
+
+/** A membership change one member asks the leader to make (API.md's member add, remove and promote). */
+export type MembershipChange =
+  | { readonly op: 'add'; readonly peerUrls: readonly string[]; readonly learner: boolean }
+  | { readonly op: 'remove'; readonly memberId: string }
+  | { readonly op: 'promote'; readonly memberId: string };
+
+/** The API error codes a leader answers a membership change with (shared/API.md). */
+export const MEMBERSHIP_ERROR_CODES = ['InvalidArgument', 'KeyNotFound', 'Unavailable', 'Timeout'] as const;
+export type MembershipErrorCode = (typeof MEMBERSHIP_ERROR_CODES)[number];
+
+/** The leader's answer: applied (on the leader), or the API error a local request would have got. */
+export type MembershipOutcome =
+  | { readonly applied: true }
+  | { readonly applied: false; readonly code: MembershipErrorCode; readonly message: string };
+
+export interface MembershipRequestOptions {
+  /** Deadline of the whole request, connecting included. A positive integer. */
+  readonly timeoutMs: number;
+  /** The caller giving up; the request is abandoned (its outcome is then unknown). */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Serves a membership change a peer asks for (the leader's side). Resolves with the
+ * outcome, an API error included; rejects only on a failure that is no such answer.
+ * `signal` aborts when the asking peer's deadline has passed or it went away.
+ */
+export type MembershipChangeHandler = (from: NodeId, change: MembershipChange, signal: AbortSignal) => Promise<MembershipOutcome>;
 
 /** What the receiving side hands to the node. */
 export interface TransportReceiver {

@@ -7,7 +7,20 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { makeMessage, type Message, type MessageType, type NodeId } from '../../../src/raft/index.js';
 import { WIRE_MESSAGE_TYPES, WIRE_VERSION, encodeMessages } from '../../../src/transport/codec.js';
-import { HEADER_CLUSTER, HEADER_FROM, HEADER_MESSAGE, HEADER_TO, MESSAGES_PATH, PEER_CONTENT_TYPE, SNAPSHOT_PATH } from '../../../src/transport/peer-protocol.js';
+import {
+  HEADER_CLUSTER,
+  HEADER_FROM,
+  HEADER_MESSAGE,
+  HEADER_TO,
+  MEMBERSHIP_BODY_BYTES_MAX,
+  MEMBERSHIP_PATH,
+  MEMBERSHIP_TIMEOUT_MS_MAX,
+  MESSAGES_PATH,
+  PEER_CONTENT_TYPE,
+  SNAPSHOT_PATH,
+  encodeMembershipRequest,
+} from '../../../src/transport/peer-protocol.js';
+import type { MembershipChange } from '../../../src/transport/transport.js';
 
 const packr = new Packr({ useRecords: false });
 
@@ -142,6 +155,38 @@ function malformedSnapshot(setup: PeerSetup): fc.Arbitrary<{ header: string | un
   );
 }
 
+const memberId = fc.stringMatching(/^[0-9a-f]{16}$/);
+const peerUrl = fc.tuple(fc.constantFrom('http', 'https'), fc.integer({ min: 1, max: 65535 })).map(([scheme, port]) => `${scheme}://127.0.0.1:${port}`);
+
+/** A membership change as a member would ask it of the leader (peer-protocol.ts). */
+export const validMembershipChange: fc.Arbitrary<MembershipChange> = fc.oneof(
+  fc.record({ op: fc.constant('add' as const), peerUrls: fc.array(peerUrl, { minLength: 1, maxLength: 3 }), learner: fc.boolean() }),
+  fc.record({ op: fc.constantFrom('remove' as const, 'promote' as const), memberId }),
+);
+
+/** Membership requests whose bytes or fields cannot be one (the leader must not act on any of them). */
+function malformedMembership(): fc.Arbitrary<{ payload: Buffer; ingredient: string }> {
+  const valid = fc.tuple(validMembershipChange, fc.integer({ min: 1, max: MEMBERSHIP_TIMEOUT_MS_MAX }));
+  const fields = valid.map(([change, timeoutMs]) => ({ version: 1, ...change, timeoutMs }) as Record<string, unknown>);
+  const damaged = (ingredient: string, damage: (fields: Record<string, unknown>) => Record<string, unknown>) =>
+    fields.map((f) => ({ payload: Buffer.from(packr.pack(damage(f))), ingredient }));
+  const notA = (...kinds: string[]) => fc.oneof(fc.string({ maxLength: 4 }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.nat(), { maxLength: 2 })).filter((v) => !kinds.includes(Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v));
+  return fc.oneof(
+    fc.constant({ payload: Buffer.alloc(0), ingredient: 'empty membership body' }),
+    fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => ({ payload: Buffer.concat([Buffer.from([0xc1]), Buffer.from(b)]), ingredient: 'membership body is not msgpack' })),
+    valid.map(([change, timeoutMs]) => ({ payload: Buffer.concat([Buffer.from(encodeMembershipRequest(change, timeoutMs)), Buffer.from([0x01])]), ingredient: 'bytes after the membership request' })),
+    fc.oneof(fc.array(fc.nat(), { maxLength: 3 }), fc.string({ maxLength: 8 }), fc.integer()).map((v) => ({ payload: Buffer.from(packr.pack(v)), ingredient: 'membership body is not a map' })),
+    fc.tuple(fields, fc.oneof(fc.integer({ min: 2, max: 300 }), fc.constant(0), fc.string({ maxLength: 3 }))).map(([f, version]) => ({ payload: Buffer.from(packr.pack({ ...f, version })), ingredient: `membership version ${String(version)}` })),
+    fc.tuple(fields, fc.string({ maxLength: 8 }).filter((op) => !['add', 'remove', 'promote'].includes(op))).map(([f, op]) => ({ payload: Buffer.from(packr.pack({ ...f, op })), ingredient: `membership op ${JSON.stringify(op)}` })),
+    fc.tuple(fields, fc.constantFrom('version', 'op', 'timeoutMs')).map(([f, missing]) => ({ payload: Buffer.from(packr.pack(Object.fromEntries(Object.entries(f).filter(([key]) => key !== missing)))), ingredient: `membership request without ${missing}` })),
+    fc.tuple(fields, fc.constantFrom('force', 'name', 'memberId', 'peerUrls', '__proto__x')).filter(([f, extra]) => !(extra in f)).map(([f, extra]) => ({ payload: Buffer.from(packr.pack({ ...f, [extra]: 1 })), ingredient: `membership request with an extra field ${extra}` })),
+    fc.tuple(fields, fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: MEMBERSHIP_TIMEOUT_MS_MAX + 1 }), fc.double({ min: 0.1, max: 9, noInteger: true }), notA('number'))).map(([f, timeoutMs]) => ({ payload: Buffer.from(packr.pack({ ...f, timeoutMs })), ingredient: `membership timeoutMs ${String(timeoutMs)}` })),
+    fc.tuple(memberId, fc.oneof(fc.string({ maxLength: 15 }), fc.stringMatching(/^[0-9A-F]{16}$/), fc.stringMatching(/^[0-9a-f]{17,20}$/), notA('string'))).map(([, bad]) => ({ payload: Buffer.from(packr.pack({ version: 1, op: 'promote', memberId: bad, timeoutMs: 100 })), ingredient: `membership memberId ${String(bad)}` })),
+    fc.oneof(fc.constant([]), fc.array(peerUrl, { minLength: 17, maxLength: 20 }), fc.array(fc.oneof(fc.string({ maxLength: 10 }), fc.constant('ftp://h:1'), fc.constant('http://h'), fc.integer()), { minLength: 1, maxLength: 3 }), notA('array')).map((peerUrls) => ({ payload: Buffer.from(packr.pack({ version: 1, op: 'add', peerUrls, learner: true, timeoutMs: 100 })), ingredient: `membership peerUrls ${JSON.stringify(peerUrls).slice(0, 40)}` })),
+    notA('boolean').map((learner) => ({ payload: Buffer.from(packr.pack({ version: 1, op: 'add', peerUrls: ['http://h:1'], learner, timeoutMs: 100 })), ingredient: `membership learner ${String(learner)}` })),
+  );
+}
+
 /** Any hostile peer request for the member `setup` describes. */
 export function hostilePeerRequest(setup: PeerSetup): fc.Arbitrary<HostilePeerRequest> {
   const base = envelope(setup);
@@ -150,7 +195,7 @@ export function hostilePeerRequest(setup: PeerSetup): fc.Arbitrary<HostilePeerRe
     return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined));
   };
   const validBody = validBatch(setup).map((b) => Buffer.from(encodeMessages(b)));
-  const path = fc.constantFrom(MESSAGES_PATH, SNAPSHOT_PATH);
+  const path = fc.constantFrom(MESSAGES_PATH, SNAPSHOT_PATH, MEMBERSHIP_PATH);
   const snapHeader = snapshotHeader([makeMessage({ type: 'snap', from: setup.sender, to: setup.selfId, term: 3, snapshot: { metadata: { index: 5, term: 2, confState: { voters: [setup.sender], learners: [] } }, data: new Uint8Array(0) } })]);
   // Weighted by how many kinds each holds, so every kind comes up.
   const arbitraries: fc.WeightedArbitrary<HostilePeerRequest>[] = [
@@ -165,7 +210,9 @@ export function hostilePeerRequest(setup: PeerSetup): fc.Arbitrary<HostilePeerRe
     })) },
     { weight: 8, arbitrary: malformedBatch(setup).map(({ payload, ingredient }) => ({ method: 'POST', url: MESSAGES_PATH, headers: withHeaders({}), payload, ingredient, expect: MALFORMED })) },
     { weight: 3, arbitrary: fc.tuple(malformedSnapshot(setup), fc.uint8Array({ maxLength: 64 })).map(([{ header, ingredient }, body]) => ({ method: 'POST', url: SNAPSHOT_PATH, headers: withHeaders({ [HEADER_MESSAGE]: header }), payload: Buffer.from(body), ingredient, expect: MALFORMED })) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom<[PeerRequest['method'], string]>(['GET', MESSAGES_PATH], ['PUT', SNAPSHOT_PATH], ['POST', '/raft/other'], ['POST', '/v1/kv/a'], ['GET', '/'])).map(([[method, url]]) => ({
+    { weight: 4, arbitrary: malformedMembership().map(({ payload, ingredient }) => ({ method: 'POST', url: MEMBERSHIP_PATH, headers: withHeaders({}), payload, ingredient, expect: MALFORMED })) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 4096 }).map((extra): HostilePeerRequest => ({ method: 'POST', url: MEMBERSHIP_PATH, headers: withHeaders({}), payload: Buffer.alloc(MEMBERSHIP_BODY_BYTES_MAX + extra, 0x90), ingredient: 'membership request past the limit', expect: { status: 413, code: 'TooLarge' } })) },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom<[PeerRequest['method'], string]>(['GET', MESSAGES_PATH], ['PUT', SNAPSHOT_PATH], ['GET', MEMBERSHIP_PATH], ['POST', '/raft/other'], ['POST', '/v1/kv/a'], ['GET', '/'])).map(([[method, url]]) => ({
       method,
       url,
       headers: withHeaders({}),

@@ -5,12 +5,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { freePort } from '../../../cluster/local-cluster.js';
 import { makeMessage, nodeId, type Message, type NodeId } from '../../../src/raft/index.js';
 import { encodeMessages } from '../../../src/transport/codec.js';
-import { HEADER_CLUSTER, HEADER_FROM, HEADER_TO, MESSAGES_PATH, PEER_CONTENT_TYPE } from '../../../src/transport/peer-protocol.js';
+import { HEADER_CLUSTER, HEADER_FROM, HEADER_TO, MEMBERSHIP_PATH, MESSAGES_PATH, PEER_CONTENT_TYPE, encodeMembershipRequest } from '../../../src/transport/peer-protocol.js';
+import type { MembershipChange } from '../../../src/transport/transport.js';
 import { peerRoutes } from '../../../src/transport/peer-routes.js';
 import { replayable } from '../../support/hostile/fast-check-options.js';
 import { startListeningMember, type ListeningMember } from '../../support/hostile/listening-member.js';
 import { memberState, waitUntilSettled, type MemberState } from '../../support/hostile/member-state.js';
-import { hostilePeerRequest, staleMessages, type PeerExpected, type PeerRequest } from '../../support/hostile/peer-requests.js';
+import { hostilePeerRequest, staleMessages, validMembershipChange, type PeerExpected, type PeerRequest } from '../../support/hostile/peer-requests.js';
 
 // Hostile requests to the peer listener: refused with their 4xx and {"error":{code,message}}
 // before anything reaches the Raft core. First against the routes alone (a recording
@@ -43,11 +44,13 @@ describe('peer routes under hostile requests', () => {
   let server: FastifyInstance;
   let delivered: Message[][];
   let snapshots: Message[];
+  let membershipChanges: MembershipChange[];
   const setup = { selfId: B, sender: A, clusterToken: TOKEN, maxBatchBytes: 16 * 1024 };
 
   beforeEach(async () => {
     delivered = [];
     snapshots = [];
+    membershipChanges = [];
     server = Fastify({ logger: false });
     await server.register(peerRoutes, {
       selfId: B,
@@ -61,6 +64,10 @@ describe('peer routes under hostile requests', () => {
       },
       maxBatchBytes: setup.maxBatchBytes,
       maxSnapshotBytes: 64 * 1024,
+      onMembershipChange: async (_from, change) => {
+        membershipChanges.push(change);
+        return { applied: true };
+      },
     });
   });
   afterEach(async () => {
@@ -81,6 +88,7 @@ describe('peer routes under hostile requests', () => {
         expectRefusal(answer, request.expect, `${request.ingredient} (${request.method} ${request.url})`);
         expect(delivered, request.ingredient).toEqual([]);
         expect(snapshots, request.ingredient).toEqual([]);
+        expect(membershipChanges, request.ingredient).toEqual([]);
       }),
       replayable(400),
     );
@@ -90,6 +98,20 @@ describe('peer routes under hostile requests', () => {
     const batch = [makeMessage({ type: 'heartbeat', from: A, to: B, term: 3 }), makeMessage({ type: 'prop', from: A, to: B, entries: [{ term: 0, index: 0, type: 'normal', data: new Uint8Array([1]) }] })];
     expect((await post(batch)).status).toBe(204);
     expect(delivered).toEqual([batch]);
+  });
+
+  it('hands valid membership requests, as the hostile ones are made from, to the handler (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(validMembershipChange, fc.integer({ min: 1, max: 60_000 }), async (change, timeoutMs) => {
+        membershipChanges = [];
+        const headers = { 'content-type': PEER_CONTENT_TYPE, [HEADER_CLUSTER]: TOKEN, [HEADER_FROM]: A, [HEADER_TO]: B };
+        const answer = await send({ method: 'POST', url: MEMBERSHIP_PATH, headers, payload: Buffer.from(encodeMembershipRequest(change, timeoutMs)) });
+        expect(answer.status, answer.body).toBe(200);
+        expect(JSON.parse(answer.body)).toEqual({ applied: true });
+        expect(membershipChanges).toEqual([change]);
+      }),
+      replayable(50),
+    );
   });
 
   // ---- regressions: each was delivered to the core (or answered outside the API shape) before the fix ----

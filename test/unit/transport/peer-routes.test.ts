@@ -3,8 +3,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeMessage, type Message } from '../../../src/raft/index.js';
 import { encodeMessages } from '../../../src/transport/codec.js';
 import { SnapshotTooLargeError } from '../../../src/transport/errors.js';
-import { HEADER_MESSAGE, MESSAGES_PATH, SNAPSHOT_PATH } from '../../../src/transport/peer-protocol.js';
+import { Packr } from 'msgpackr';
+import {
+  HEADER_MESSAGE,
+  MEMBERSHIP_BODY_BYTES_MAX,
+  MEMBERSHIP_PATH,
+  MEMBERSHIP_TIMEOUT_MS_MAX,
+  MESSAGES_PATH,
+  SNAPSHOT_PATH,
+  encodeMembershipRequest,
+} from '../../../src/transport/peer-protocol.js';
 import { peerRoutes } from '../../../src/transport/peer-routes.js';
+import type { MembershipChange, MembershipOutcome, MembershipChangeHandler } from '../../../src/transport/transport.js';
 import { A, B, C, WARN, app, captureLogs, snap, type LogLine } from './helpers.js';
 
 const TOKEN = 'test-cluster';
@@ -15,8 +25,12 @@ describe('peer routes', () => {
   let delivered: Message[][];
   let snapshots: { message: Message; bytes: Buffer }[];
   let snapshotFailure: Error | undefined;
+  let membershipCalls: { from: string; change: MembershipChange; signal: AbortSignal }[];
+  let serveMembership: MembershipChangeHandler;
 
   beforeEach(async () => {
+    membershipCalls = [];
+    serveMembership = async () => ({ applied: true });
     const logs = captureLogs();
     lines = logs.lines;
     delivered = [];
@@ -36,6 +50,10 @@ describe('peer routes', () => {
       },
       maxBatchBytes: 64 * 1024,
       maxSnapshotBytes: 1024 * 1024,
+      onMembershipChange: (from, change, signal) => {
+        membershipCalls.push({ from, change, signal });
+        return serveMembership(from, change, signal);
+      },
     });
   });
   afterEach(async () => {
@@ -201,6 +219,101 @@ describe('peer routes', () => {
       expect(response.statusCode).toBe(503);
       expect(warnings()).toHaveLength(1);
       expect(warnings()[0].detail).toBe('disk full');
+    });
+  });
+
+  describe('membership', () => {
+    const packr = new Packr({ useRecords: false });
+    const promote: MembershipChange = { op: 'promote', memberId: '0123456789abcdef' };
+    const postMembership = (payload: Uint8Array | string, overrides: Record<string, string | undefined> = {}) =>
+      server.inject({ method: 'POST', url: MEMBERSHIP_PATH, headers: headers(overrides), payload: Buffer.from(payload) });
+    function expectMembershipRefused(response: { statusCode: number; json(): unknown }, statusCode: number, code: string, logPattern: RegExp): void {
+      expectRefused(response, statusCode, code, logPattern);
+      expect(membershipCalls).toEqual([]);
+    }
+
+    it('hands a valid request to the handler with its sender and answers 200 with the outcome', async () => {
+      const add: MembershipChange = { op: 'add', peerUrls: ['http://127.0.0.1:2410'], learner: true };
+      const applied = await postMembership(encodeMembershipRequest(add, 5000));
+      expect(applied.statusCode).toBe(200);
+      expect(applied.json()).toEqual({ applied: true });
+      serveMembership = async () => ({ applied: false, code: 'Unavailable', message: 'not accepted: learner-not-caught-up' });
+      const refused = await postMembership(encodeMembershipRequest(promote, 5000));
+      expect(refused.statusCode).toBe(200);
+      expect(refused.json()).toEqual({ applied: false, error: { code: 'Unavailable', message: 'not accepted: learner-not-caught-up' } });
+      expect(membershipCalls.map(({ from, change }) => ({ from, change }))).toEqual([
+        { from: A, change: add },
+        { from: A, change: promote },
+      ]);
+      expect(warnings()).toEqual([]);
+    });
+
+    it("aborts the handler's signal at the request's timeoutMs, and answers the handler's Timeout", async () => {
+      serveMembership = (_from, _change, signal) =>
+        new Promise<MembershipOutcome>((resolve) => signal.addEventListener('abort', () => resolve({ applied: false, code: 'Timeout', message: 'not applied in time' })));
+      const startedMs = performance.now();
+      const response = await postMembership(encodeMembershipRequest(promote, 50));
+      const elapsedMs = performance.now() - startedMs;
+      expect(response.json()).toEqual({ applied: false, error: { code: 'Timeout', message: 'not applied in time' } });
+      expect(membershipCalls[0].signal.aborted).toBe(true);
+      expect(elapsedMs).toBeGreaterThanOrEqual(45);
+      expect(elapsedMs).toBeLessThan(2000);
+    });
+
+    it('answers 500 in the error shape when the handler fails with no outcome', async () => {
+      serveMembership = async () => {
+        throw new Error('broken');
+      };
+      const response = await postMembership(encodeMembershipRequest(promote, 5000));
+      expect(response.statusCode).toBe(500);
+      expect((response.json() as { error: { code: string } }).error.code).toBe('Internal');
+    });
+
+    it('refuses the wrong cluster, an unknown sender and another receiver with 403, before the handler', async () => {
+      const body = encodeMembershipRequest(promote, 5000);
+      expectMembershipRefused(await postMembership(body, { 'x-cairn-cluster': 'other' }), 403, 'PermissionDenied', /cluster token/);
+      lines.length = 0;
+      expectMembershipRefused(await postMembership(body, { 'x-cairn-from': 'dddddddddddddddd' }), 403, 'PermissionDenied', /not a member/);
+      lines.length = 0;
+      expectMembershipRefused(await postMembership(body, { 'x-cairn-to': C }), 403, 'PermissionDenied', /another member/);
+    });
+
+    it('refuses malformed requests with 400 and a reason', async () => {
+      const cases: [string, Uint8Array | string, RegExp][] = [
+        ['empty body', new Uint8Array(0), /empty body/],
+        ['not msgpack', 'definitely not msgpack', /not valid msgpack/],
+        ['not a map', packr.pack(['promote']), /must be a map/],
+        ['another version', packr.pack({ version: 2, op: 'promote', memberId: '0123456789abcdef', timeoutMs: 10 }), /version/],
+        ['unknown op', packr.pack({ version: 1, op: 'rename', memberId: '0123456789abcdef', timeoutMs: 10 }), /op must be/],
+        ['extra field', packr.pack({ version: 1, op: 'promote', memberId: '0123456789abcdef', timeoutMs: 10, force: true }), /unexpected field "force"/],
+        ['member id not 16 hex digits', packr.pack({ version: 1, op: 'remove', memberId: 'ABC', timeoutMs: 10 }), /memberId/],
+        ['no timeout', packr.pack({ version: 1, op: 'promote', memberId: '0123456789abcdef' }), /timeoutMs/],
+        ['timeout past the maximum', packr.pack({ version: 1, op: 'promote', memberId: '0123456789abcdef', timeoutMs: MEMBERSHIP_TIMEOUT_MS_MAX + 1 }), /timeoutMs/],
+        ['no peer URLs', packr.pack({ version: 1, op: 'add', peerUrls: [], learner: true, timeoutMs: 10 }), /peerUrls/],
+        ['a peer URL that is not one', packr.pack({ version: 1, op: 'add', peerUrls: ['ftp://x:1'], learner: true, timeoutMs: 10 }), /peerUrls\[0\]/],
+        ['learner not a boolean', packr.pack({ version: 1, op: 'add', peerUrls: ['http://h:1'], learner: 'yes', timeoutMs: 10 }), /learner/],
+      ];
+      for (const [what, payload, detail] of cases) {
+        lines.length = 0;
+        expectMembershipRefused(await postMembership(payload), 400, 'InvalidArgument', /malformed membership request/);
+        expect(warnings()[0].detail, what).toMatch(detail);
+      }
+    });
+
+    it('refuses a body past the limit with 413 and another content type with 415', async () => {
+      expectMembershipRefused(await postMembership(Buffer.alloc(MEMBERSHIP_BODY_BYTES_MAX + 1, 0x90)), 413, 'TooLarge', /larger than allowed/);
+      lines.length = 0;
+      const json = await server.inject({ method: 'POST', url: MEMBERSHIP_PATH, headers: headers({ 'content-type': 'application/json' }), payload: JSON.stringify({ version: 1, op: 'promote', memberId: '0123456789abcdef', timeoutMs: 10 }) });
+      expectMembershipRefused(json, 415, 'InvalidArgument', /octet-stream/);
+    });
+
+    it('is no route at all without a handler', async () => {
+      const bare = Fastify({ logger: false });
+      await bare.register(peerRoutes, { selfId: B, clusterToken: TOKEN, isKnownPeer: () => true, onMessages: () => {}, onSnapshot: async () => {} });
+      const response = await bare.inject({ method: 'POST', url: MEMBERSHIP_PATH, headers: headers(), payload: Buffer.from(encodeMembershipRequest(promote, 10)) });
+      await bare.close();
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({ error: { code: 'InvalidArgument', message: expect.stringMatching(/no such peer route/) } });
     });
   });
 });
