@@ -22,6 +22,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import type * as api from './backend.js';
+import { renderMetrics } from './metrics.js';
 
 export const CAIRN_VERSION = '0.1.0';
 
@@ -392,33 +393,7 @@ export class MemberBackend implements api.Backend {
   }
 
   async metrics(): Promise<string> {
-    const st = this.o.node.status();
-    const lines = [
-      ['cairn_raft_term', 'Current Raft term', st.hardState.term],
-      ['cairn_raft_commit_index', 'Highest log index known committed', st.hardState.commit],
-      ['cairn_raft_applied_index', 'Highest log index applied to the store', this.o.store.appliedIndex],
-      ['cairn_raft_is_leader', '1 if this member leads', st.softState.role === 'leader' ? 1 : 0],
-      ['cairn_raft_has_leader', '1 if this member knows a leader', st.softState.lead === NONE ? 0 : 1],
-      ['cairn_mvcc_revision', 'Current store revision', this.o.store.revision],
-      ['cairn_mvcc_compact_revision', 'Revision below which history is compacted', this.o.store.compactRevision],
-      ['cairn_watchers', 'Open watches on this member', this.o.hub.size],
-      ['cairn_snapshots_installed_total', 'Snapshots received from a leader and installed by this process', this.o.node.snapshotsInstalled],
-      ['cairn_db_size_bytes', 'Size of the member database on disk (sampled)', this.sizeBytes],
-    ] as const;
-    const gauges = lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('');
-    const counters: [string, string, number][] = [
-      ['cairn_raft_ready_total', 'Ready cycles handled (one synced write each at most)', this.o.node.readyCycles],
-      ['cairn_raft_entries_persisted_total', 'Log entries persisted', this.o.node.entriesPersisted],
-    ];
-    let peers = '';
-    for (const [peer, st] of this.o.node.transportStats().peers) {
-      peers += `cairn_peer_sent_messages_total{peer="${peer}"} ${st.sentMessages}\ncairn_peer_sent_batches_total{peer="${peer}"} ${st.sentBatches}\ncairn_peer_dropped_messages_total{peer="${peer}"} ${st.droppedMessages}\n`;
-    }
-    return (
-      gauges +
-      counters.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}\n`).join('') +
-      '# HELP cairn_peer_sent_messages_total Raft messages a peer acknowledged\n# TYPE cairn_peer_sent_messages_total counter\n' +
-      peers
-    );
+    return renderMetrics({ status: this.o.node.status(), node: this.o.node, store: this.o.store, watchers: this.o.hub.size, dbSizeBytes: this.sizeBytes });
   }
+
 }
