@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait-for.js';
 
 // `cairn cluster up` as a person runs it: it prints the endpoints and a first
 // command once there is a leader, prefixes member log lines with their names,
@@ -38,16 +39,6 @@ function cairn(args: readonly string[], endpoints: string): Promise<{ code: numb
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.once('close', (code) => resolve({ code, out, err }));
   });
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, deadlineMs = 30_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Pids of a process's children (Linux /proc). */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LocalCluster } from '../../cluster/local-cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 // The cairn command (the build in dist/) against one real three-member cluster:
 // each command's output in simple, json and table form, exit statuses 0/1/2,
@@ -38,16 +39,6 @@ function run(args: readonly string[], options: { input?: string | Buffer; endpoi
     });
     child.stdin.end(options.input ?? '');
   });
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The data rows of a `-o table` output, cells trimmed. */

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../../cluster/local-cluster.js';
 import { Client, TimeoutError, type WatchBatch } from '../../src/client/index.js';
+import { waitFor } from '../support/wait-for.js';
 
 // The client library and the CLI against real member processes that die under
 // them (kill -9): a watch resumes on another member without missing or repeating
@@ -13,20 +14,6 @@ import { Client, TimeoutError, type WatchBatch } from '../../src/client/index.js
 // failure or Timeout (unknown), never wrongly.
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('clients through member crashes (real processes)', () => {
   let dir: string;

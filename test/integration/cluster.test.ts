@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../../cluster/local-cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 // Real `cairn serve` processes (from the build in dist/) on free loopback ports,
 // with temporary data directories. Shorter timeouts than the defaults keep the
@@ -18,20 +19,6 @@ async function call(url: string, init: RequestInit = {}): Promise<{ status: numb
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster, freePort } from '../../cluster/local-cluster.js';
+import { waitFor } from '../support/wait-for.js';
 
 // Membership changes asked of a follower go to the leader over the peer transport
 // (POST /raft/membership), as in etcd: the follower answers with the leader's verdict at
@@ -23,20 +24,6 @@ async function call(url: string, init: RequestInit = {}): Promise<{ status: numb
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe('membership changes through a follower', () => {

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../cluster/local-cluster.js';
 import { Client, ConnectionError, UnauthenticatedError, type ClientOptions } from '../../src/client/index.js';
+import { waitFor } from '../support/wait-for.js';
 
 // A three-member cluster of real `cairn serve` processes (the build in dist/)
 // with TLS on both listeners: https client URLs with --client-cert-auth, and
@@ -79,21 +80,6 @@ function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs 
       done({ code, stdout, stderr });
     });
   });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The JSON log lines of members, parsed (other lines skipped). */
