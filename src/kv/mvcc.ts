@@ -76,6 +76,8 @@ export class MvccStore {
   compactRevision = 0;
   /** Called after each applied batch with its revisions' events, in order (the watch hub). */
   onRevisions: ((batch: readonly RevisionEvents[]) => void) | undefined;
+  /** Called after restore() replaced the whole store (the watch hub: its watchers must catch up from history). */
+  onRestored: (() => void) | undefined;
   private readonly live = new Map<string, Live>();
   private readonly leases = new Map<number, { ttlSeconds: number; keys: Set<string> }>();
   private readonly liveSection: SubDb;
@@ -499,6 +501,7 @@ export class MvccStore {
     const state = await loadImage(chunks, this.imageSections());
     await this.metaSection.put(STATE_KEY, packr.pack(state));
     await this.load();
+    this.onRestored?.();
   }
 
   async close(): Promise<void> {

@@ -71,6 +71,7 @@ export class WatchHub {
     this.maxQueued = options.maxQueuedNotices ?? 256;
     this.catchUp = options.catchUpRevisions ?? 100;
     store.onRevisions = (batch) => this.publish(batch);
+    store.onRestored = () => this.onRestored();
     this.timer = setInterval(() => this.requestProgress(), options.progressIntervalMs ?? 10000);
     this.timer.unref();
   }
@@ -83,6 +84,11 @@ export class WatchHub {
     for (const w of this.watchers) {
       for (const { revision, events } of batch) {
         if (w.overflowed || revision <= w.coveredThrough) continue;
+        if (revision > w.coveredThrough + 1) {
+          // Revisions this watcher never saw published (a restored snapshot jumped over them): read them from history.
+          w.overflowed = true;
+          continue;
+        }
         const matching = events.filter((e) => w.match(e.kv.key));
         if (matching.length > 0) {
           if (w.queue.length >= this.maxQueued) {
@@ -97,11 +103,22 @@ export class WatchHub {
     }
   }
 
+  /** The store was replaced by a snapshot: every watcher reads what it jumped over from history. */
+  private onRestored(): void {
+    for (const w of this.watchers) {
+      w.queue = [];
+      w.coveredThrough = Math.min(w.coveredThrough, w.next - 1);
+      w.overflowed = true;
+      w.wake?.();
+    }
+  }
+
   /** Sends a progress notice to every watcher that is idle and current. */
   requestProgress(): void {
     const revision = this.store.revision;
     for (const w of this.watchers) {
-      if (w.queue.length === 0 && !w.overflowed && w.coveredThrough >= revision) {
+      // Only a watcher this member has caught up with: one resumed past this member's revision must not hear of an older one.
+      if (w.queue.length === 0 && !w.overflowed && w.coveredThrough >= revision && w.next <= revision + 1) {
         w.queue.push({ kind: 'progress', revision });
         w.wake?.();
       }
@@ -182,7 +199,9 @@ export class WatchHub {
     if (batch.length < this.catchUp) {
       w.next = Math.max(w.next, to + 1);
     } else {
-      // More history to read: look again from where this batch ended.
+      // More history to read: look again from where this batch ended. Live notices queued
+      // meanwhile come after that history, so they must not be delivered before it.
+      w.queue = [];
       w.coveredThrough = w.next - 1;
       w.overflowed = true;
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import {
   NONE,
@@ -90,6 +91,11 @@ export class RaftNode {
   private loopRunning = false;
   private loopDone: Promise<void> = Promise.resolve();
   private requestCount = 0;
+  /**
+   * Names this process's requests apart from an earlier run's: entries a previous run
+   * proposed can be applied after a restart, and must not answer this run's waiters.
+   */
+  private readonly incarnation = randomBytes(6).toString('hex');
   private closed = false;
   private lastSnapshotIndex: number;
   private fatal: Error | undefined;
@@ -152,7 +158,7 @@ export class RaftNode {
   /** Proposes a command; resolves with the state machine's result once this member applied it. */
   propose(command: Uint8Array, signal: AbortSignal): Promise<unknown> {
     this.throwIfUnusable();
-    const requestId = `${this.id}.${++this.requestCount}`;
+    const requestId = `${this.id}.${this.incarnation}.${++this.requestCount}`;
     const done = this.proposals.add(requestId, signal);
     const result = this.raw.propose(packr.pack([requestId, command]));
     if (!result.accepted) {
@@ -165,7 +171,7 @@ export class RaftNode {
   /** A linearizable read barrier: resolves once this member has applied everything committed before the call. */
   async readBarrier(signal: AbortSignal): Promise<void> {
     this.throwIfUnusable();
-    const context = `${this.id}.r${++this.requestCount}`;
+    const context = `${this.id}.${this.incarnation}.r${++this.requestCount}`;
     const done = this.reads.add(context, signal);
     const result = this.raw.readIndex(new TextEncoder().encode(context));
     if (!result.accepted) this.reads.reject(context, new NotAcceptedError(result.reason));
