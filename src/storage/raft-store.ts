@@ -10,19 +10,27 @@ import {
   type Snapshot,
   type SnapshotMetadata,
 } from '../raft/index.js';
-import { sublevel, type BatchOp, type MemberDb, type SubDb } from './member-db.js';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CorruptDataError, sublevel, type BatchOp, type MemberDb, type SubDb } from './member-db.js';
+
+export { CorruptDataError };
 
 const packr = new Packr({ useRecords: false });
 const KEY_HARD_STATE = new TextEncoder().encode('hardState');
 const KEY_CONF_STATE = new TextEncoder().encode('confState');
 const KEY_SNAPSHOT = new TextEncoder().encode('snapshot');
+const KEY_SYNCED_WRITES = new TextEncoder().encode('syncedWrites');
+/**
+ * Beside the LevelDB files: how many synced writes were durable at some point.
+ * LevelDB takes a log cut short for a crash in the middle of a write and opens
+ * without a word, having forgotten votes and entries this member acknowledged;
+ * the count inside the database then falls behind this file's.
+ */
+export const SYNCED_WRITES_FILE = 'CAIRN-SYNCED-WRITES';
 /** Log entries below a snapshot are deleted in batches of at most this many keys. */
 const COMPACT_BATCH_KEYS = 1000;
 
-/** The data on disk contradicts itself: the member must not start on it. */
-export class CorruptDataError extends Error {
-  override readonly name = 'CorruptDataError';
-}
 
 /** Log keys are the 8-byte big-endian index, so LevelDB's byte order is numeric order. */
 export function logKey(index: LogIndex): Uint8Array {
@@ -73,6 +81,11 @@ export class RaftStore {
   private readonly log: SubDb;
   private readonly meta: SubDb;
   private compacting: Promise<void> = Promise.resolve();
+  /** Synced writes made (each persist with sync, counted in its own batch). */
+  private syncedWrites = 0;
+  private syncedWritesFile: FileHandle | undefined;
+  /** Updates of the file, in order; each writes a count already durable, so the file never runs ahead. */
+  private recording: Promise<void> = Promise.resolve();
 
   private constructor(private readonly db: MemberDb) {
     this.log = sublevel(db, 'raft-log');
@@ -87,7 +100,9 @@ export class RaftStore {
   }
 
   private async load(): Promise<void> {
-    const [hsBytes, csBytes, snapBytes] = await this.meta.getMany([KEY_HARD_STATE, KEY_CONF_STATE, KEY_SNAPSHOT]);
+    const [hsBytes, csBytes, snapBytes, countBytes] = await this.meta.getMany([KEY_HARD_STATE, KEY_CONF_STATE, KEY_SNAPSHOT, KEY_SYNCED_WRITES]);
+    const syncedWrites = countBytes ? (packr.unpack(countBytes) as number) : 0;
+    await this.checkSyncedWrites(syncedWrites);
     if (snapBytes) {
       const metadata = packr.unpack(snapBytes) as SnapshotMetadata;
       this.memory.applySnapshot({ metadata, data: EMPTY_BYTES });
@@ -97,20 +112,55 @@ export class RaftStore {
     for await (const [key, value] of this.log.iterator({ gte: logKey(first) })) {
       const index = indexOfKey(key);
       const expected = first + entries.length;
-      if (index !== expected) throw new CorruptDataError(`the Raft log has a gap: expected entry ${expected}, found ${index}`);
-      entries.push(decodeEntry(index, value));
+      if (index !== expected) throw this.damaged(`the Raft log has a gap: expected entry ${expected}, found ${index}`);
+      try {
+        entries.push(decodeEntry(index, value));
+      } catch (err) {
+        throw this.damaged((err as Error).message);
+      }
     }
     this.memory.append(entries);
     if (csBytes) this.memory.setConfState(packr.unpack(csBytes) as ConfState);
     if (hsBytes) {
       const hs = packr.unpack(hsBytes) as HardState;
       if (hs.commit > this.memory.lastIndex()) {
-        throw new CorruptDataError(`commit index ${hs.commit} is past the last log entry ${this.memory.lastIndex()}: the log was truncated`);
+        throw this.damaged(`commit index ${hs.commit} is past the last log entry ${this.memory.lastIndex()}: the log was truncated`);
       }
       this.memory.setHardState({ term: hs.term, vote: hs.vote as NodeId, commit: hs.commit });
     }
     // Entries below the snapshot that a background compaction had not yet deleted.
     this.compactBelow(first);
+    this.syncedWrites = syncedWrites;
+    this.syncedWritesFile = await open(join(this.db.location, SYNCED_WRITES_FILE), 'w');
+    this.recordSyncedWrites();
+  }
+
+  /** Refuses data that lost synced writes. */
+  private async checkSyncedWrites(inDatabase: number): Promise<void> {
+    const path = join(this.db.location, SYNCED_WRITES_FILE);
+    const recorded = Number((await readFile(path, 'utf8').catch(() => '')).trim() || '0');
+    if (Number.isSafeInteger(recorded) && recorded > inDatabase) {
+      throw this.damaged(
+        `it holds ${inDatabase} synced Raft writes but ${recorded} were made (${SYNCED_WRITES_FILE}): ` +
+          'a data file was truncated or rolled back to an older copy, losing votes or entries this member acknowledged',
+      );
+    }
+  }
+
+  private damaged(what: string): CorruptDataError {
+    return new CorruptDataError(
+      `the member database in ${this.db.location} is damaged: ${what}; restore this member from a backup, or remove its data directory and add it to the cluster again as a new member`,
+    );
+  }
+
+  private recordSyncedWrites(): void {
+    const file = this.syncedWritesFile;
+    const text = `${this.syncedWrites}\n`;
+    // Best effort: a lost update only makes the check weaker, never wrong.
+    this.recording = this.recording.then(() => file?.write(text, 0)).then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   isEmpty(): boolean {
@@ -136,7 +186,14 @@ export class RaftStore {
     }
     if (input.hardState) ops.push({ type: 'put', sublevel: this.meta, key: KEY_HARD_STATE, value: packr.pack(input.hardState) });
     if (ops.length === 0) return;
-    await this.db.batch(ops, { sync: input.sync ?? true });
+    const sync = input.sync ?? true;
+    // Only synced writes count: an unsynced one may be lost by a power cut, legitimately.
+    if (sync) ops.push({ type: 'put', sublevel: this.meta, key: KEY_SYNCED_WRITES, value: packr.pack(this.syncedWrites + 1) });
+    await this.db.batch(ops, { sync });
+    if (sync) {
+      this.syncedWrites++;
+      this.recordSyncedWrites();
+    }
     if (input.snapshot) this.memory.applySnapshot(input.snapshot);
     this.memory.append(input.entries);
     if (input.hardState) this.memory.setHardState(input.hardState);
@@ -189,8 +246,11 @@ export class RaftStore {
     });
   }
 
-  /** Waits for background compaction to finish. */
+  /** Waits for background compaction and the last record of synced writes. */
   async close(): Promise<void> {
     await this.compacting;
+    await this.recording;
+    await this.syncedWritesFile?.close();
+    this.syncedWritesFile = undefined;
   }
 }
