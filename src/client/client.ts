@@ -12,6 +12,7 @@ import { AbortedError, CairnClientError, ClientClosedError, ConnectionError, Int
 import { EndpointRing, Requester, type BackoffOptions } from './failover.js';
 import { parseEndpoint, type HttpMethod, type HttpRequest } from './http.js';
 import { encodeKeyPath, toBytes, type Bytes, type KeyValue } from './key-value.js';
+import { TxnBuilder } from './txn-builder.js';
 import { keepLeaseAliveInBackground, type LeaseKeepAlive, type LeaseKeepAliveOptions } from './lease-keep-alive.js';
 import * as decode from './responses.js';
 import type {
@@ -206,6 +207,11 @@ export class Client {
   }
 
   /** If every compare holds, the success ops, else the failure ops: one revision either way. */
+  /** A fluent transaction: client.transaction().if(...).then(...).else(...).commit() (see txn-builder.ts). */
+  transaction(): TxnBuilder {
+    return new TxnBuilder((txn, options) => this.txn(txn, options));
+  }
+
   async txn(txn: Txn, options?: CallOptions): Promise<TxnResult> {
     const body = { compare: (txn.compare ?? []).map(wireCompare), success: (txn.success ?? []).map(wireOp), failure: (txn.failure ?? []).map(wireOp) };
     // A txn of gets only changes nothing, so it may be retried like a read.

@@ -2,6 +2,7 @@
 // It imports nothing of the server side.
 
 export { Client } from './client.js';
+export { TxnBuilder, compare, op } from './txn-builder.js';
 export { KeyValue, type Bytes } from './key-value.js';
 export {
   AbortedError,

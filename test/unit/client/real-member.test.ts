@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, CompactedError, CompareFailedError, KeyNotFoundError, type WatchBatch } from '../../../src/client/index.js';
+import { Client, CompactedError, compare, op, CompareFailedError, KeyNotFoundError, type WatchBatch } from '../../../src/client/index.js';
 import type { RunningMember } from '../../../src/server/member.js';
 import { startSoloMember, type SoloMember } from '../../support/solo-member.js';
 
@@ -54,6 +54,21 @@ describe('client against a real member', () => {
     const error = await client.put('t/x', 'z', { ifVersion: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CompareFailedError);
     expect((error as CompareFailedError).kv?.value).toEqual(Uint8Array.of(0xfe));
+  });
+
+  it('builds a transaction fluently: if / then / else, committed once', async () => {
+    const takeLock = () => client.transaction().if(compare.version('b/lock', '=', 0)).then(op.put('b/lock', 'me')).else(op.get('b/lock'));
+    const first = await takeLock().commit();
+    expect(first.succeeded).toBe(true);
+    const second = await takeLock().commit();
+    expect(second.succeeded).toBe(false);
+    const held = second.responses[0];
+    expect('get' in held && held.get.kvs.map((kv) => kv.text())).toEqual(['me']);
+    const builder = client.transaction().then(op.delete('b/', { prefix: true }));
+    expect(builder.build()).toEqual({ compare: [], success: [{ delete: { key: 'b/', prefix: true } }], failure: [] });
+    expect((await builder.commit()).succeeded).toBe(true);
+    expect(await client.get('b/lock')).toBeNull();
+    await expect(builder.commit()).rejects.toThrow(/already committed/);
   });
 
   it('grants, inspects, keeps alive and revokes a lease', async () => {
