@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { CairnError, InvalidArgumentError, KeyNotFoundError, TooLargeError } from '../errors.js';
+import { CairnError, InvalidArgumentError, KeyNotFoundError, TooLargeError, UnavailableError } from '../errors.js';
 import type { Backend, Compare, CompareOp, CompareTarget, KeyValue, ResponseHeader, TxnOp, TxnOpResponse } from './backend.js';
 import { serveWatch } from './sse.js';
 import { bodyBytes, decodeBody, decodePathBytes, encodeBody, onlyParams, queryBool, queryInt, wireKv, type Format } from './wire.js';
@@ -231,6 +231,17 @@ export function buildClientApp(options: ClientApiOptions): FastifyInstance {
     // Errors the router raises before any route runs (a malformed escape or an over-long
     // parameter in /v1/leases/:id or /v1/members/:id): answered in API.md's shape, not fastify's.
     frameworkErrors: (err, request, reply) => replyWithError(request, reply, new InvalidArgumentError(`malformed path ${shownPath(request)}: ${err.message}`)),
+    // While closing, fastify would answer 503 with a body of its own; the hook below answers in API.md's shape.
+    return503OnClosing: false,
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    return replyWithError(request, reply, new UnavailableError('this member is shutting down; nothing was done, try another member'));
   });
   // Every body arrives as raw bytes: a PUT's body is the value, whatever its type; JSON routes parse it themselves.
   app.removeAllContentTypeParsers();
