@@ -323,7 +323,13 @@ export class RaftNode {
     const answer = (results: readonly unknown[]): void => {
       if (answered) return;
       answered = true;
-      for (const [i, requestId] of requestIds.entries()) if (requestId) this.proposals.resolve(requestId, results[i]);
+      for (const [i, requestId] of requestIds.entries()) {
+        if (!requestId) continue;
+        // No result: the state machine already held this entry's effect (a snapshot image taken
+        // after it was applied elsewhere). It happened, but what it returned is not known here.
+        if (results[i] === undefined) this.proposals.reject(requestId, new OutcomeUnknownError('applied through a snapshot from the leader; its result is not known on this member'));
+        else this.proposals.resolve(requestId, results[i]);
+      }
     };
     answer(await this.options.stateMachine.apply(commands, extraOps, answer));
     if (hardState) this.options.store.setHardState(hardState);

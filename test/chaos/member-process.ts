@@ -12,6 +12,8 @@ export const CLI_MAIN = fileURLToPath(
 
 /** Lines of member output kept for a failure report. */
 const LOG_LINES_MAX = 400;
+/** Error lines (pino level 50 and up) are kept apart, so a report shows them however long ago they came. */
+const ERROR_LINES_MAX = 40;
 
 /** Every pid this module started and has not seen exit: killed if the test process exits first. */
 const livePids = new Set<number>();
@@ -121,12 +123,15 @@ export class MemberProcess {
     this.pausedNow = false;
   }
 
-  /** The last lines of output, for a report. */
+  /** The last lines of output, for a report, after every error line seen (the first ERROR_LINES_MAX). */
   tail(lines = 40): string {
-    return this.logs.slice(-lines).map((line) => `[${this.name}] ${line}`).join('\n');
+    return [...this.errorLogs.map((line) => `ERROR ${line}`), ...this.logs.slice(-lines)].map((line) => `[${this.name}] ${line}`).join('\n');
   }
 
+  private readonly errorLogs: string[] = [];
+
   private keepLine(line: string): void {
+    if (/"level":(50|60)/.test(line) && this.errorLogs.length < ERROR_LINES_MAX) this.errorLogs.push(line);
     this.logs.push(line);
     if (this.logs.length > LOG_LINES_MAX) this.logs.splice(0, this.logs.length - LOG_LINES_MAX);
   }

@@ -165,6 +165,17 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     for (const m of members) expect(m.machine.values).toEqual([...Array.from({ length: 20 }, (_, i) => `v${i}`), 'after']);
   });
 
+  it('a proposal whose entry the state machine already holds (an image ahead of the log) is answered outcome-unknown, not with no result', async () => {
+    const members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const leader = leaderOf(members)!;
+    await leader.node.propose(bytes('before'), AbortSignal.timeout(5000));
+    // As after restoring a snapshot image taken later than the snapshot's own index:
+    // the next entries are skipped by the state machine, which returns no result for them.
+    leader.machine.appliedIndex += 5;
+    await expect(leader.node.propose(bytes('skipped'), AbortSignal.timeout(5000))).rejects.toBeInstanceOf(OutcomeUnknownError);
+  });
+
   it('a linearizable read barrier on a follower sees every acknowledged write', async () => {
     const members = await Promise.all(ids.map((id) => start(id)));
     await waitFor('a leader', () => leaderOf(members) !== undefined);
