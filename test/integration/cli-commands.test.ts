@@ -186,7 +186,8 @@ describe('the cairn command against a real cluster', () => {
   });
 
   it('lease keep-alive reports each keep-alive and keeps the key past its TTL; a revoked lease ends it with status 1', async () => {
-    const grant = JSON.parse((await cairn(['lease', 'grant', '1', '-o', 'json'])).out) as { id: number };
+    // 3 s: time for the CLI to start on a busy machine before the lease would lapse.
+    const grant = JSON.parse((await cairn(['lease', 'grant', '3', '-o', 'json'])).out) as { id: number };
     expect((await cairn(['put', 'kept/k', 'v', '--lease', String(grant.id)])).code).toBe(0);
     const child = spawn(process.execPath, [CLI, '--endpoints', endpoints, 'lease', 'keep-alive', String(grant.id)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -195,9 +196,9 @@ describe('the cairn command against a real cluster', () => {
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      // A keep-alive every third of the 1 s TTL: after six of them (2 s, two TTLs), the key must still be there.
-      await waitFor('six keep-alives', () => (out.split('\n').filter(Boolean).length >= 6 ? true : undefined)).catch((e: unknown) => { throw new Error(`${String(e)}: out=${out} err=${err}`); });
-      expect(out.split('\n')[0]).toBe(`lease ${grant.id} keepalived with TTL(1)`);
+      // A keep-alive every third of the 3 s TTL: after five of them (more than one TTL), the key must still be there.
+      await waitFor('five keep-alives', () => (out.split('\n').filter(Boolean).length >= 5 ? true : undefined)).catch((e: unknown) => { throw new Error(`${String(e)}: out=${out} err=${err}`); });
+      expect(out.split('\n')[0]).toBe(`lease ${grant.id} keepalived with TTL(3)`);
       expect((await cairn(['get', 'kept/k'])).code).toBe(0);
       await cairn(['lease', 'revoke', String(grant.id)]);
       expect(await exited).toBe(1);

@@ -94,9 +94,19 @@ describe('membership changes through a follower', () => {
     });
     expect(settled.find((m) => m.id === learnerId)?.isLearner).toBe(true);
 
-    const startedMs = Date.now();
-    const promoted = await call(`${await followerUrl()}/v1/members/${learnerId}/promote`, { method: 'POST' });
-    const elapsedMs = Date.now() - startedMs;
+    // Until the leader's Raft core has also counted the add as applied (a moment after the lists
+    // show it), it refuses any other change as conf-change-pending: ask again then.
+    let promoted: Awaited<ReturnType<typeof call>>;
+    let elapsedMs: number;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const startedMs = Date.now();
+      promoted = await call(`${await followerUrl()}/v1/members/${learnerId}/promote`, { method: 'POST' });
+      elapsedMs = Date.now() - startedMs;
+      const pending = promoted.status === 503 && /conf-change-pending/.test(JSON.stringify(promoted.body));
+      if (!pending || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     expect(promoted.status, JSON.stringify(promoted.body)).toBe(503);
     const error = promoted.body.error as { code: string; message: string };
     expect(error.code).toBe('Unavailable');
