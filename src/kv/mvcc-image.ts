@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr';
-import type { SubDb } from '../storage/member-db.js';
+import type { BatchOp, SubDb } from '../storage/member-db.js';
 
 // The store's snapshot image: length-prefixed msgpack frames, first the state,
 // then the rows of each section in key order, at most about 512 KiB a frame.
@@ -66,15 +66,22 @@ async function* frames(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Frame> 
   if (buffered.length > 0) throw new Error('snapshot image ends in the middle of a frame');
 }
 
-/** Clears the target sections, writes the image's rows into them, and returns its state. */
-export async function loadImage(chunks: AsyncIterable<Uint8Array>, target: Readonly<Record<string, SubDb>>): Promise<ImageState> {
-  for (const s of Object.values(target)) await s.clear();
+/**
+ * The image as ONE batch: a delete of every key now in the target sections, then
+ * the image's rows, so that written at once it replaces the sections atomically (a
+ * crash part way through a restore must leave the old state whole, never a mix).
+ * The batch holds the whole image in memory: its size is bounded by the store's
+ * (--quota-backend-bytes).
+ */
+export async function imageBatch(chunks: AsyncIterable<Uint8Array>, target: Readonly<Record<string, SubDb>>): Promise<{ ops: BatchOp[]; state: ImageState }> {
+  const ops: BatchOp[] = [];
+  for (const section of Object.values(target)) for await (const key of section.keys()) ops.push({ type: 'del', sublevel: section, key });
   let state: ImageState | undefined;
   for await (const f of frames(chunks)) {
     if (f.t === 'state' && 'state' in f) state = f.state;
-    else if ('rows' in f && target[f.t]) await target[f.t].batch(f.rows.map(([key, value]) => ({ type: 'put' as const, key, value })));
+    else if ('rows' in f && target[f.t]) for (const [key, value] of f.rows) ops.push({ type: 'put', sublevel: target[f.t], key, value });
     else throw new Error(`snapshot image has an unknown frame ${JSON.stringify(f.t)}`);
   }
   if (!state) throw new Error('snapshot image has no state frame');
-  return state;
+  return { ops, state };
 }

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { sublevel, type BatchOp, type MemberDb, type SubDb } from '../storage/member-db.js';
 import { compactHistoryBelow, encodeRow, readAt, readHistory, revKey, type HistoryEvent, type HistoryRevision, type HistRow } from './history.js';
-import { imageFrames, loadImage } from './mvcc-image.js';
+import { imageBatch, imageFrames } from './mvcc-image.js';
 import {
   decodeCommand,
   isFailure,
@@ -497,9 +497,11 @@ export class MvccStore {
   private async restoreNow(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     await this.applying;
     await this.compacting;
-    await this.metaSection.clear();
-    const state = await loadImage(chunks, this.imageSections());
-    await this.metaSection.put(STATE_KEY, packr.pack(state));
+    // One synced batch: killed part way, the member keeps its old state whole (and the
+    // Raft store records the snapshot only after this, see RaftNode.handleReady).
+    const { ops, state } = await imageBatch(chunks, { ...this.imageSections(), meta: this.metaSection });
+    ops.push({ type: 'put', sublevel: this.metaSection, key: STATE_KEY, value: packr.pack(state) });
+    await this.db.batch(ops, { sync: true });
     await this.load();
     this.onRestored?.();
   }

@@ -263,12 +263,16 @@ export class RaftNode {
     // commit goes in the apply batch (nothing waits on it being durable; a restart
     // learns the commit from the leader again).
     const commitOnly = !mustSync && rd.hardState !== undefined && rd.committedEntries.length > 0;
+    // The state machine takes a snapshot's image before the Raft store records the snapshot:
+    // killed in between, the member restarts with its state ahead of its log (which it
+    // handles), never with a log that says "installed" over a state that is not.
+    if (rd.snapshot) await this.restoreImage(rd);
     if (!commitOnly) await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
     this.readyCycles++;
     this.entriesPersisted += rd.entries.length;
     const rest = early.length > 0 ? rd.messages.filter((m) => m.type !== 'app') : rd.messages;
     this.transport.send(rest);
-    if (rd.snapshot) await this.installSnapshot(rd);
+    if (rd.snapshot) this.afterSnapshot(rd);
     if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries, commitOnly ? rd.hardState : undefined);
     for (const rs of rd.readStates) this.reads.resolve(new TextDecoder().decode(rs.context), rs.index);
     this.releaseReads();
@@ -286,11 +290,15 @@ export class RaftNode {
     }
   }
 
-  private async installSnapshot(rd: Ready): Promise<void> {
+  private async restoreImage(rd: Ready): Promise<void> {
     const snapshot = rd.snapshot!;
     await this.options.stateMachine.restore(this.inbox.take(snapshot.metadata));
     this.snapshotsInstalled++;
     await this.options.members.reload();
+  }
+
+  private afterSnapshot(rd: Ready): void {
+    const snapshot = rd.snapshot!;
     this.options.store.setConfState(snapshot.metadata.confState);
     this.lastSnapshotIndex = snapshot.metadata.index;
     this.syncPeers();
