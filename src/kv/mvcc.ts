@@ -491,6 +491,8 @@ export class MvccStore {
     this.restoring = done.finally(() => {
       this.restoring = undefined;
     });
+    // Reads that wait on it see a failure; with none waiting, it must not be an unhandled rejection (which ends the process).
+    this.restoring.catch(() => undefined);
     await done;
   }
 
