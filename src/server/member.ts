@@ -92,7 +92,8 @@ export async function openMember(config: ServeConfig, options: { readonly listen
   }
   // The HTTP layers log failures only: a line per request would cost more than the request.
   const httpLog = log.child({}, { level: config.logLevel === 'error' ? 'error' : 'warn' });
-  const peerApp = Fastify({ loggerInstance: httpLog, requestTimeout: 0 });
+  // forceCloseConnections: peers' message streams stay open for seconds; a stopping member drops them.
+  const peerApp = Fastify({ loggerInstance: httpLog, requestTimeout: 0, forceCloseConnections: true });
   const store = await RaftStore.open(db);
   if (config.initialClusterState === 'new') {
     const founders = [...config.initialCluster].map(([name, peerUrls]) => ({

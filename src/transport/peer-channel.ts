@@ -5,8 +5,10 @@ import { Readable } from 'node:stream';
 import { Client, type Dispatcher } from 'undici';
 import type { Message, NodeId } from '../raft/types.js';
 import { encodeMessages, estimateMessageBytes, withoutSnapshotData } from './codec.js';
+import { encodeFrame } from './frames.js';
 import { InvalidPeerUrlError, PeerRequestFailedError, PeerRequestRefusedError, PeerRequestTimeoutError } from './errors.js';
 import { MessageQueue } from './message-queue.js';
+import { MessageStream, readBounded } from './message-stream.js';
 import {
   HEADER_CLUSTER,
   HEADER_FROM,
@@ -41,6 +43,8 @@ export interface PeerChannelConfig {
   readonly maxQueuedBytesPerPeer: number;
   readonly maxBatchBytes: number;
   readonly requestTimeoutMs: number;
+  /** A message stream is ended, and a new one opened, once it has been open this long. */
+  readonly streamLifetimeMs: number;
   readonly snapshotTimeoutMs: number;
   readonly unreachableReportIntervalMs: number;
   /** TLS for https peers (peer certificate, key and trusted CA); empty without peer TLS. */
@@ -53,7 +57,7 @@ export interface PeerChannelConfig {
 /** A peer's address and the connections to it. Replaced, never mutated, when the URL changes. */
 interface PeerTarget {
   readonly url: string;
-  /** Batches: one kept-alive connection, one request at a time. */
+  /** Message streams: one kept-alive connection, one stream at a time. */
   readonly messages: Client;
   /** Snapshots, on a connection of their own so a snapshot never delays a heartbeat. */
   readonly snapshots: Client;
@@ -63,9 +67,6 @@ interface PeerTarget {
   readonly snapshotPath: string;
   readonly membershipPath: string;
 }
-
-/** A peer's error answer is logged, not trusted: read at most this much of it. */
-const ERROR_BODY_BYTES_MAX = 4096;
 
 class ChannelClosedError extends Error {
   override readonly name = 'ChannelClosedError';
@@ -106,9 +107,13 @@ export class PeerChannel {
   private readonly unreachableLimiter: RateLimiter;
   private readonly dropLogLimiter: RateLimiter;
   private pumpScheduled = false;
-  /** Invariant: true exactly while drain() runs; at most one batch request is in flight. */
+  /** Invariant: true exactly while drain() runs. */
   private batchInFlight = false;
   private drainDone: Promise<void> = Promise.resolve();
+  /** The stream new frames go into; undefined until one is needed. */
+  private stream: MessageStream | undefined;
+  /** Streams not yet over (the current one, and ended ones awaiting their answer); close() aborts them. */
+  private readonly streams = new Set<MessageStream>();
   /** Invariant: true exactly while streamSnapshot() runs; at most one snapshot is in flight. */
   private snapshotInFlight = false;
   private snapshotDone: Promise<void> = Promise.resolve();
@@ -189,6 +194,9 @@ export class PeerChannel {
     const next = openPeerTarget(url, this.config.requestTimeoutMs, this.config.tls);
     const retired = this.target;
     this.target = next;
+    // The next frame opens a stream to the new URL; this one ends on the old connection.
+    this.stream?.end(this.config.requestTimeoutMs);
+    this.stream = undefined;
     for (const client of [retired.messages, retired.snapshots, retired.control]) {
       // Graceful: a request in flight finishes on the old connection.
       this.retiredClients.add(client);
@@ -210,8 +218,9 @@ export class PeerChannel {
       this.closed = true;
       this.counters.droppedMessages += this.queue.clear();
       for (const controller of this.inFlightRequests) controller.abort(new ChannelClosedError('peer channel closed'));
+      for (const stream of this.streams) stream.abort(new ChannelClosedError('peer channel closed'));
     }
-    await Promise.all([this.drainDone, this.snapshotDone, ...this.membershipRequests]);
+    await Promise.all([this.drainDone, this.snapshotDone, ...this.membershipRequests, ...[...this.streams].map((stream) => stream.done)]);
     const clients = [this.target.messages, this.target.snapshots, this.target.control, ...this.retiredClients];
     this.retiredClients.clear();
     await Promise.all(clients.map((client) => client.destroy().catch(() => {})));
@@ -270,11 +279,22 @@ export class PeerChannel {
     });
   }
 
-  /** Sends everything queued, one request at a time: whatever queued up meanwhile is the next batch. Never rejects. */
+  /**
+   * Writes everything queued into the open stream, a frame per batch; waits only while
+   * the stream's body is full (the peer or the network is slow). Never rejects.
+   */
   private async drain(): Promise<void> {
     try {
       while (!this.closed && this.queue.length > 0) {
-        await this.postBatch(this.queue.takeBatch(this.config.maxBatchBytes));
+        const stream = this.currentStream();
+        const batch = this.queue.takeBatch(this.config.maxBatchBytes);
+        const more = stream.write(encodeFrame(encodeMessages(batch)), batch.length);
+        this.counters.sentMessages += batch.length;
+        this.counters.sentBatches++;
+        if (!more && !(await stream.drained(this.config.requestTimeoutMs))) {
+          // The peer takes nothing more: give the stream up; the next frame opens another.
+          stream.abort(new PeerRequestTimeoutError(this.config.requestTimeoutMs));
+        }
       }
     } finally {
       // Synchronously after the last emptiness check, so no enqueue can slip between the two.
@@ -282,26 +302,28 @@ export class PeerChannel {
     }
   }
 
-  private async postBatch(batch: Message[]): Promise<void> {
+  /** The open stream, or a new one when there is none (a stream ends itself after streamLifetimeMs). */
+  private currentStream(): MessageStream {
+    if (this.stream?.open) return this.stream;
     const target = this.target;
-    const failure = await this.request(this.config.requestTimeoutMs, (signal) =>
-      target.messages.request({
-        method: 'POST',
-        path: target.messagesPath,
-        headers: this.headers,
-        body: encodeMessages(batch),
-        signal,
-      }),
-    );
+    const stream = new MessageStream(target.messages, target.messagesPath, this.headers, this.config.streamLifetimeMs, this.config.requestTimeoutMs);
+    this.stream = stream;
+    this.streams.add(stream);
+    void stream.done.then((failure) => this.onStreamOver(stream, failure));
+    return stream;
+  }
+
+  private onStreamOver(stream: MessageStream, failure: string | undefined): void {
+    this.streams.delete(stream);
+    if (this.stream === stream) this.stream = undefined;
     if (this.closed) return;
     if (failure === undefined) {
-      this.counters.sentMessages += batch.length;
-      this.counters.sentBatches++;
       this.markReachable();
     } else {
-      this.counters.droppedMessages += batch.length;
       this.counters.failedRequests++;
-      this.markUnreachable(failure, batch.length);
+      // Written, but perhaps never taken: counted as dropped too.
+      this.counters.droppedMessages += stream.messages;
+      this.markUnreachable(failure, stream.messages);
     }
   }
 
@@ -380,13 +402,13 @@ export class PeerChannel {
     this.config.logger.info({ peer: this.id }, 'peer reachable again');
   }
 
-  private markUnreachable(failure: string, droppedMessages: number): void {
-    const fields = { peer: this.id, url: this.target.url, droppedMessages, error: failure };
+  private markUnreachable(failure: string, messagesInRequest: number): void {
+    const fields = { peer: this.id, url: this.target.url, messagesInRequest, error: failure };
     if (this.reachable) {
       this.reachable = false;
-      this.config.logger.warn(fields, 'peer unreachable: request failed, batch dropped');
+      this.config.logger.warn(fields, 'peer unreachable: request failed, its messages may be lost');
     } else {
-      this.config.logger.debug(fields, 'peer still unreachable: batch dropped');
+      this.config.logger.debug(fields, 'peer still unreachable: request failed');
     }
     this.reportUnreachable();
   }
@@ -404,15 +426,4 @@ export class PeerChannel {
       if (!this.closed) this.config.callbacks.onSnapshotStatus(this.id, ok);
     });
   }
-}
-
-async function readBounded(body: Dispatcher.ResponseData['body'], maxBytes = ERROR_BODY_BYTES_MAX): Promise<string> {
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk as Buffer);
-    bytes += (chunk as Buffer).byteLength;
-    if (bytes >= maxBytes) break; // breaking destroys the rest of the body
-  }
-  return Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8');
 }

@@ -2,7 +2,12 @@
 // receiver (peer-routes.ts).
 //
 // POST /raft/messages
-//   body: one batch of messages, codec.ts format; answers 204 once the batch is queued.
+//   body: a stream of frames (frames.ts), each a 4-byte big-endian length and one batch
+//   of messages in codec.ts format. The receiver hands each batch on as its frame
+//   arrives; the sender keeps one such request open per peer and ends it after a few
+//   seconds (message-stream.ts). Answers 204 once the body has ended and every frame was
+//   taken; a bad frame is refused (below) at once, and nothing of it was taken (the
+//   frames before it were).
 // POST /raft/snapshot
 //   header x-cairn-message: base64 of a one-message batch (codec.ts) holding the 'snap'
 //   message with its snapshot metadata; the body is the snapshot's data, streamed

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest,
 import type { Message, NodeId } from '../raft/types.js';
 import { decodeMessages } from './codec.js';
 import { MalformedMessageError, PEER_REFUSALS, SnapshotTooLargeError, type PeerRefusal } from './errors.js';
+import { FrameReader, FrameTooLargeError } from './frames.js';
 import {
   HEADER_CLUSTER,
   HEADER_FROM,
@@ -32,7 +33,7 @@ export interface PeerRoutesOptions extends TransportReceiver {
   readonly clusterToken: string;
   /** Whether `id` is a current member allowed to send to this one. */
   isKnownPeer(id: NodeId): boolean;
-  /** Largest message batch body. Default 64 MiB (the sender's batches are 4 MiB plus one message). */
+  /** Largest message batch, one frame of the message stream. Default 64 MiB (the sender's batches are 4 MiB plus one message). */
   readonly maxBatchBytes?: number;
   /** Largest snapshot body. Default 4 GiB (twice the default backend quota). */
   readonly maxSnapshotBytes?: number;
@@ -102,26 +103,38 @@ export async function registerPeerRoutes(app: FastifyInstance, options: PeerRout
 type ResolvedOptions = PeerRoutesOptions & Required<Pick<PeerRoutesOptions, 'maxBatchBytes' | 'maxSnapshotBytes' | 'logLevel'>>;
 
 function registerMessagesRoute(scope: FastifyInstance, options: ResolvedOptions): void {
-  // Only msgpack bytes: JSON and text bodies are refused with 415 instead of being parsed.
+  // Only msgpack frames: JSON and text bodies are refused with 415 instead of being parsed.
+  // The body is left unread here: the handler takes its frames as they arrive.
   scope.removeAllContentTypeParsers();
-  scope.addContentTypeParser(
-    PEER_CONTENT_TYPE,
-    { parseAs: 'buffer', bodyLimit: options.maxBatchBytes },
-    (_request, body, done) => done(null, body),
-  );
-  scope.post(MESSAGES_PATH, { bodyLimit: options.maxBatchBytes, logLevel: options.logLevel }, async (request, reply) => {
-    const body = request.body;
-    if (!Buffer.isBuffer(body) || body.byteLength === 0) return refuse(request, reply, 'malformedBody', 'empty body');
-    let messages: Message[];
+  scope.addContentTypeParser(PEER_CONTENT_TYPE, (_request, _payload, done) => done(null));
+  scope.post(MESSAGES_PATH, { logLevel: options.logLevel }, async (request, reply) => {
+    const from = request.headers[HEADER_FROM] as NodeId;
+    const reader = new FrameReader(options.maxBatchBytes);
+    let frames = 0;
     try {
-      messages = decodeMessages(body);
+      // destroyOnReturn: false keeps the connection, so a refusal can still be answered.
+      for await (const chunk of request.raw.iterator({ destroyOnReturn: false })) {
+        for (const frame of reader.push(chunk as Buffer)) {
+          const messages = decodeMessages(frame);
+          const problem = checkMessages(messages, from, options);
+          if (problem !== undefined) return refuse(request, reply, 'malformedBody', `frame ${frames}: ${problem}`);
+          // Each frame as it arrives: a stream stays open for as long as its sender has something to send.
+          options.onMessages(messages);
+          frames++;
+        }
+      }
     } catch (error) {
-      if (error instanceof MalformedMessageError) return refuse(request, reply, 'malformedBody', error.message);
+      if (error instanceof FrameTooLargeError) return refuse(request, reply, 'bodyTooLarge', `frame ${frames}: ${error.message}`);
+      if (error instanceof MalformedMessageError) return refuse(request, reply, 'malformedBody', `frame ${frames}: ${error.message}`);
+      if (request.raw.destroyed) {
+        // The sender went away mid-stream (it stopped, or its connection broke): nobody to answer.
+        request.log.debug({ peer: from, frames, err: error }, 'peer stream ended without its end');
+        return reply.hijack();
+      }
       throw error;
     }
-    const problem = checkMessages(messages, request.headers[HEADER_FROM] as NodeId, options);
-    if (problem !== undefined) return refuse(request, reply, 'malformedBody', problem);
-    options.onMessages(messages);
+    if (reader.pendingBytes > 0) return refuse(request, reply, 'malformedBody', `the body ends inside frame ${frames} (${reader.pendingBytes} bytes of it)`);
+    if (frames === 0) return refuse(request, reply, 'malformedBody', 'empty body');
     return reply.code(204).send();
   });
 }

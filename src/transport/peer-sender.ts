@@ -33,8 +33,13 @@ export interface HttpTransportOptions extends TransportCallbacks {
   readonly maxQueuedBytesPerPeer?: number;
   /** A batch closes once it holds about this many bytes (one message alone may exceed it). Default 4 MiB. */
   readonly maxBatchBytes?: number;
-  /** Deadline of one batch request, connecting included. Default 5000. */
+  /**
+   * Deadline of a peer's answer: to an ended message stream, to a stream whose body is
+   * full, and to connecting. Default 5000.
+   */
   readonly requestTimeoutMs?: number;
+  /** A message stream is ended (and must be answered), and a new one opened, once it has been open this long. Default 5000. */
+  readonly streamLifetimeMs?: number;
   /** Deadline of one snapshot, from connecting to the receiver's answer. Default 600000 (10 minutes). */
   readonly snapshotTimeoutMs?: number;
   /** onUnreachable fires at most once per peer per this interval. Default 1000. */
@@ -170,6 +175,7 @@ function validateOptions(options: HttpTransportOptions): SenderConfig {
     maxQueuedBytesPerPeer: options.maxQueuedBytesPerPeer ?? 64 * MIB,
     maxBatchBytes: options.maxBatchBytes ?? 4 * MIB,
     requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+    streamLifetimeMs: options.streamLifetimeMs ?? 5000,
     snapshotTimeoutMs: options.snapshotTimeoutMs ?? 600_000,
     unreachableReportIntervalMs: options.unreachableReportIntervalMs ?? 1000,
     tls: Object.freeze(peerConnectOptions(options.tls)),
@@ -188,6 +194,7 @@ function validateOptions(options: HttpTransportOptions): SenderConfig {
   requirePositiveInteger(config.maxQueuedBytesPerPeer, 'maxQueuedBytesPerPeer');
   requirePositiveInteger(config.maxBatchBytes, 'maxBatchBytes');
   requirePositiveInteger(config.requestTimeoutMs, 'requestTimeoutMs');
+  requirePositiveInteger(config.streamLifetimeMs, 'streamLifetimeMs');
   requirePositiveInteger(config.snapshotTimeoutMs, 'snapshotTimeoutMs');
   if (!Number.isInteger(config.unreachableReportIntervalMs) || config.unreachableReportIntervalMs < 0) {
     throw new RangeError('transport: unreachableReportIntervalMs must be an integer >= 0');

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { makeMessage, type Message, type MessageType, type NodeId } from '../../../src/raft/index.js';
 import { WIRE_MESSAGE_TYPES, WIRE_VERSION, encodeMessages } from '../../../src/transport/codec.js';
+import { encodeFrame } from '../../../src/transport/frames.js';
 import {
   HEADER_CLUSTER,
   HEADER_FROM,
@@ -194,7 +195,7 @@ export function hostilePeerRequest(setup: PeerSetup): fc.Arbitrary<HostilePeerRe
     const all: Record<string, string | undefined> = { ...base, ...overrides };
     return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined));
   };
-  const validBody = validBatch(setup).map((b) => Buffer.from(encodeMessages(b)));
+  const validBody = validBatch(setup).map((b) => encodeFrame(encodeMessages(b)));
   const path = fc.constantFrom(MESSAGES_PATH, SNAPSHOT_PATH, MEMBERSHIP_PATH);
   const snapHeader = snapshotHeader([makeMessage({ type: 'snap', from: setup.sender, to: setup.selfId, term: 3, snapshot: { metadata: { index: 5, term: 2, confState: { voters: [setup.sender], learners: [] } }, data: new Uint8Array(0) } })]);
   // Weighted by how many kinds each holds, so every kind comes up.
@@ -208,7 +209,12 @@ export function hostilePeerRequest(setup: PeerSetup): fc.Arbitrary<HostilePeerRe
       ingredient: `content-type ${type}`,
       expect: { status: 415, code: 'InvalidArgument' },
     })) },
-    { weight: 8, arbitrary: malformedBatch(setup).map(({ payload, ingredient }) => ({ method: 'POST', url: MESSAGES_PATH, headers: withHeaders({}), payload, ingredient, expect: MALFORMED })) },
+    // As a sender streams it: the batch in a frame (frames.ts); an empty body stays empty.
+    { weight: 8, arbitrary: malformedBatch(setup).map(({ payload, ingredient }) => ({ method: 'POST', url: MESSAGES_PATH, headers: withHeaders({}), payload: payload.length === 0 ? payload : encodeFrame(payload), ingredient, expect: MALFORMED })) },
+    { weight: 1, arbitrary: fc.tuple(validBatch(setup), fc.nat()).map(([batch, cut]): HostilePeerRequest => {
+      const frame = encodeFrame(encodeMessages(batch));
+      return { method: 'POST', url: MESSAGES_PATH, headers: withHeaders({}), payload: frame.subarray(0, 1 + (cut % (frame.length - 1))), ingredient: 'frame cut short', expect: MALFORMED };
+    }) },
     { weight: 3, arbitrary: fc.tuple(malformedSnapshot(setup), fc.uint8Array({ maxLength: 64 })).map(([{ header, ingredient }, body]) => ({ method: 'POST', url: SNAPSHOT_PATH, headers: withHeaders({ [HEADER_MESSAGE]: header }), payload: Buffer.from(body), ingredient, expect: MALFORMED })) },
     { weight: 4, arbitrary: malformedMembership().map(({ payload, ingredient }) => ({ method: 'POST', url: MEMBERSHIP_PATH, headers: withHeaders({}), payload, ingredient, expect: MALFORMED })) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 4096 }).map((extra): HostilePeerRequest => ({ method: 'POST', url: MEMBERSHIP_PATH, headers: withHeaders({}), payload: Buffer.alloc(MEMBERSHIP_BODY_BYTES_MAX + extra, 0x90), ingredient: 'membership request past the limit', expect: { status: 413, code: 'TooLarge' } })) },
@@ -223,7 +229,8 @@ export function hostilePeerRequest(setup: PeerSetup): fc.Arbitrary<HostilePeerRe
   ];
   if (setup.maxBatchBytes !== undefined) {
     const limit = setup.maxBatchBytes;
-    const tooLarge = fc.integer({ min: 1, max: 4096 }).map((extra): HostilePeerRequest => ({ method: 'POST', url: MESSAGES_PATH, headers: withHeaders({}), payload: Buffer.alloc(limit + extra, 0x90), ingredient: 'batch past the limit', expect: { status: 413, code: 'TooLarge' } }));
+    // A frame whose length prefix (0x90909090) is past the limit.
+    const tooLarge = fc.integer({ min: 1, max: 4096 }).map((extra): HostilePeerRequest => ({ method: 'POST', url: MESSAGES_PATH, headers: withHeaders({}), payload: Buffer.alloc(limit + extra, 0x90), ingredient: 'frame past the limit', expect: { status: 413, code: 'TooLarge' } }));
     arbitraries.push({ weight: 1, arbitrary: tooLarge });
   }
   return fc.oneof(...arbitraries);

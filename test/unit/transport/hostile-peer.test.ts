@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { freePort } from '../../../cluster/local-cluster.js';
 import { makeMessage, nodeId, type Message, type NodeId } from '../../../src/raft/index.js';
 import { encodeMessages } from '../../../src/transport/codec.js';
+import { encodeFrame } from '../../../src/transport/frames.js';
 import { HEADER_CLUSTER, HEADER_FROM, HEADER_TO, MEMBERSHIP_PATH, MESSAGES_PATH, PEER_CONTENT_TYPE, encodeMembershipRequest } from '../../../src/transport/peer-protocol.js';
 import type { MembershipChange } from '../../../src/transport/transport.js';
 import { peerRoutes } from '../../../src/transport/peer-routes.js';
@@ -79,7 +80,7 @@ describe('peer routes under hostile requests', () => {
     return { status: response.statusCode, contentType: String(response.headers['content-type']), body: response.body };
   };
   const post = (messages: Message[], from: NodeId = A) =>
-    send({ method: 'POST', url: MESSAGES_PATH, headers: { 'content-type': PEER_CONTENT_TYPE, [HEADER_CLUSTER]: TOKEN, [HEADER_FROM]: from, [HEADER_TO]: B }, payload: Buffer.from(encodeMessages(messages)) });
+    send({ method: 'POST', url: MESSAGES_PATH, headers: { 'content-type': PEER_CONTENT_TYPE, [HEADER_CLUSTER]: TOKEN, [HEADER_FROM]: from, [HEADER_TO]: B }, payload: encodeFrame(encodeMessages(messages)) });
 
   it('refuses every hostile request with its 4xx and error body, and delivers nothing (property)', async () => {
     await fc.assert(
@@ -159,7 +160,7 @@ describe("a running member's peer listener over sockets", () => {
     return { status: response.statusCode, contentType: String(response.headers['content-type'] ?? ''), body: await response.body.text() };
   }
   const envelope = (from: NodeId) => ({ 'content-type': PEER_CONTENT_TYPE, [HEADER_CLUSTER]: running.clusterToken, [HEADER_FROM]: from, [HEADER_TO]: running.member.id });
-  const post = (messages: Message[], from: NodeId) => send({ method: 'POST', url: MESSAGES_PATH, headers: envelope(from), payload: Buffer.from(encodeMessages(messages)) });
+  const post = (messages: Message[], from: NodeId) => send({ method: 'POST', url: MESSAGES_PATH, headers: envelope(from), payload: encodeFrame(encodeMessages(messages)) });
 
   beforeAll(async () => {
     running = await startListeningMember();

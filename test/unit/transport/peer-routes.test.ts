@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeMessage, type Message } from '../../../src/raft/index.js';
 import { encodeMessages } from '../../../src/transport/codec.js';
+import { encodeFrame } from '../../../src/transport/frames.js';
 import { SnapshotTooLargeError } from '../../../src/transport/errors.js';
 import { Packr } from 'msgpackr';
 import {
@@ -70,8 +71,11 @@ describe('peer routes', () => {
     };
     return Object.fromEntries(Object.entries(all).filter(([, value]) => value !== undefined)) as Record<string, string>;
   };
+  /** The body as a sender writes it: the payload as one frame (an empty payload: an empty body). */
   const postMessages = (payload: Uint8Array | string, overrides: Record<string, string | undefined> = {}) =>
-    server.inject({ method: 'POST', url: MESSAGES_PATH, headers: headers(overrides), payload: Buffer.from(payload) });
+    postBody(Buffer.from(payload).byteLength === 0 ? Buffer.alloc(0) : encodeFrame(Buffer.from(payload)), overrides);
+  const postBody = (body: Buffer, overrides: Record<string, string | undefined> = {}) =>
+    server.inject({ method: 'POST', url: MESSAGES_PATH, headers: headers(overrides), payload: body });
   const warnings = () => lines.filter((line) => line.level === WARN);
 
   function expectRefused(response: { statusCode: number; json(): unknown }, statusCode: number, code: string, logPattern: RegExp): void {
@@ -130,6 +134,36 @@ describe('peer routes', () => {
   it('refuses an oversized body with 413', async () => {
     const big = app(A, B, 1, { entries: [{ index: 2, term: 1, type: 'normal', data: new Uint8Array(100 * 1024) }] });
     expectRefused(await postMessages(encodeMessages([big])), 413, 'TooLarge', /larger than allowed/);
+  });
+
+  it('hands on every frame of a body, in order, and answers 204 once at its end', async () => {
+    const batches = [[app(A, B, 1)], [app(A, B, 2), app(A, B, 3)], [makeMessage({ type: 'heartbeat', from: A, to: B, term: 1 })]];
+    const response = await postBody(Buffer.concat(batches.map((batch) => encodeFrame(encodeMessages(batch)))));
+    expect(response.statusCode).toBe(204);
+    expect(delivered).toEqual(batches);
+  });
+
+  it('refuses a bad frame after good ones: the good ones were taken, nothing of the bad one', async () => {
+    const good = encodeFrame(encodeMessages([app(A, B, 1)]));
+    const response = await postBody(Buffer.concat([good, encodeFrame(Buffer.from('not msgpack')), good]));
+    expect(response.statusCode).toBe(400);
+    expect(delivered).toEqual([[app(A, B, 1)]]);
+    expect(warnings()[0].detail).toMatch(/^frame 1:/);
+  });
+
+  it('refuses a body that ends inside a frame, having taken the whole frames before it', async () => {
+    const good = encodeFrame(encodeMessages([app(A, B, 1)]));
+    const cut = encodeFrame(encodeMessages([app(A, B, 2)])).subarray(0, 7);
+    const response = await postBody(Buffer.concat([good, cut]));
+    expect(response.statusCode).toBe(400);
+    expect(delivered).toEqual([[app(A, B, 1)]]);
+    expect(warnings()[0].detail).toMatch(/ends inside frame 1/);
+  });
+
+  it('refuses a frame whose length is past the limit with 413, before its bytes arrive', async () => {
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(100 * 1024 * 1024);
+    expectRefused(await postBody(header), 413, 'TooLarge', /larger than allowed/);
   });
 
   it('refuses another content type with 415', async () => {
