@@ -198,10 +198,13 @@ export class MvccStore {
     }
     ops.push(this.stateOp());
     this.unwrittenBatches++;
-    const written = this.db.batch(ops);
-    onResults?.(results);
     try {
-      await written;
+      if (onResults) {
+        onResults(results);
+        // Let the answers go out before building the batch, which costs the loop a little.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      await this.db.batch(ops);
     } finally {
       this.unwrittenBatches--;
       if (this.unwrittenBatches === 0) for (const start of this.waitingScans.splice(0)) start();

@@ -254,7 +254,7 @@ export class RaftNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     // A leader's appends may leave before its own write (Raft thesis §10.2.1); the rest waits for it.
-    const early = this.role === 'leader' ? rd.messages.filter((m) => m.type === 'app') : [];
+    const early = this.role === 'leader' ? rd.messages.filter((m) => m.type === 'app' && m.entries.length > 0) : [];
     if (early.length > 0) this.transport.send(early);
     const before = this.options.store.memory.initialState().hardState;
     const mustSync =
@@ -270,10 +270,15 @@ export class RaftNode {
     if (!commitOnly) await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
     this.readyCycles++;
     this.entriesPersisted += rd.entries.length;
-    const rest = early.length > 0 ? rd.messages.filter((m) => m.type !== 'app') : rd.messages;
-    this.transport.send(rest);
+    const rest = early.length > 0 ? rd.messages.filter((m) => !early.includes(m)) : rd.messages;
+    // A leader answering clients in this Ready answers them first: what is left to send
+    // (the new commit index for the followers, heartbeats) costs a socket write per
+    // peer, and nothing in it is needed before the answers.
+    const answerFirst = this.role === 'leader' && rd.committedEntries.length > 0;
+    if (!answerFirst) this.transport.send(rest);
     if (rd.snapshot) this.afterSnapshot(rd);
     if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries, commitOnly ? rd.hardState : undefined);
+    if (answerFirst) this.transport.send(rest);
     for (const rs of rd.readStates) this.reads.resolve(new TextDecoder().decode(rs.context), rs.index);
     this.releaseReads();
   }
