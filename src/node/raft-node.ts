@@ -275,10 +275,17 @@ export class RaftNode {
     // (the new commit index for the followers, heartbeats) costs a socket write per
     // peer, and nothing in it is needed before the answers.
     const answerFirst = this.role === 'leader' && rd.committedEntries.length > 0;
-    if (!answerFirst) this.transport.send(rest);
+    let restSent = false;
+    const sendRest = (): void => {
+      if (restSent) return;
+      restSent = true;
+      this.transport.send(rest);
+    };
+    if (!answerFirst) sendRest();
     if (rd.snapshot) this.afterSnapshot(rd);
-    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries, commitOnly ? rd.hardState : undefined);
-    if (answerFirst) this.transport.send(rest);
+    // The rest goes out in the turn after the answers, before the apply batch is written.
+    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries, commitOnly ? rd.hardState : undefined, () => setImmediate(sendRest));
+    sendRest();
     for (const rs of rd.readStates) this.reads.resolve(new TextDecoder().decode(rs.context), rs.index);
     this.releaseReads();
   }
@@ -309,7 +316,8 @@ export class RaftNode {
     this.syncPeers();
   }
 
-  private async apply(entries: readonly Entry[], hardState: HardState | undefined): Promise<void> {
+  /** Applies committed entries; `afterAnswers` is called once this member's waiters among them have their results. */
+  private async apply(entries: readonly Entry[], hardState: HardState | undefined, afterAnswers: () => void): Promise<void> {
     const commands: CommittedCommand[] = [];
     const requestIds: (string | undefined)[] = [];
     const extraOps: BatchOp[] = hardState ? [this.options.store.hardStateOp(hardState)] : [];
@@ -343,8 +351,12 @@ export class RaftNode {
         if (results[i] === undefined) this.proposals.reject(requestId, new OutcomeUnknownError('applied through a snapshot from the leader; its result is not known on this member'));
         else this.proposals.resolve(requestId, results[i]);
       }
+      afterAnswers();
     };
-    answer(await this.options.stateMachine.apply(commands, extraOps, answer));
+    // Results before the batch is written only when someone here waits for them (the state
+    // machine then lets the answers go out first); otherwise the batch goes at once.
+    const waited = requestIds.some((id) => id !== undefined && this.proposals.has(id));
+    answer(await this.options.stateMachine.apply(commands, extraOps, waited ? answer : undefined));
     if (hardState) this.options.store.setHardState(hardState);
     if (confState) {
       this.options.store.setConfState(confState);

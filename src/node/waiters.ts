@@ -48,6 +48,10 @@ export class Waiters<T> {
     });
   }
 
+  has(id: string): boolean {
+    return this.waiting.has(id);
+  }
+
   resolve(id: string, value: T): void {
     const w = this.waiting.get(id);
     if (!w) return;
