@@ -5,68 +5,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { nodeId, type NodeId } from '../../../src/raft/index.js';
 import { bootstrapIfEmpty } from '../../../src/node/bootstrap.js';
 import { MemberRegistry } from '../../../src/node/members.js';
-import { RaftNode, type CommittedCommand, type StateMachine } from '../../../src/node/raft-node.js';
+import { RaftNode } from '../../../src/node/raft-node.js';
 import { NotAcceptedError, OutcomeUnknownError } from '../../../src/node/waiters.js';
-import { openMemberDb, sublevel, type BatchOp, type MemberDb, type SubDb } from '../../../src/storage/member-db.js';
+import { openMemberDb, type MemberDb } from '../../../src/storage/member-db.js';
 import { RaftStore } from '../../../src/storage/raft-store.js';
 import { MemoryNetwork, MemoryTransport } from '../../../src/transport/memory-transport.js';
 import { SILENT_LOGGER } from '../../../src/transport/transport.js';
+import { ListMachine, bytes, type ListState } from './list-machine.js';
 
-const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
-const APPLIED_KEY = bytes('applied');
-
-/** A list of strings as the replicated state: enough to see order, durability and snapshots. */
-class ListMachine implements StateMachine {
-  appliedIndex = 0;
-  values: string[] = [];
-  restores = 0;
-  private constructor(
-    private readonly db: MemberDb,
-    private readonly section: SubDb,
-  ) {}
-
-  static async open(db: MemberDb): Promise<ListMachine> {
-    const m = new ListMachine(db, sublevel(db, 'test-list'));
-    const raw = await m.section.get(APPLIED_KEY);
-    if (raw) Object.assign(m, JSON.parse(text(raw)) as { appliedIndex: number; values: string[] });
-    return m;
-  }
-
-  async apply(commands: readonly CommittedCommand[], extraOps: BatchOp[]): Promise<readonly unknown[]> {
-    const results: unknown[] = [];
-    const values = [...this.values];
-    let applied = this.appliedIndex;
-    for (const c of commands) {
-      if (c.index <= applied) {
-        results.push(undefined);
-        continue;
-      }
-      applied = c.index;
-      if (c.command) values.push(text(c.command));
-      results.push(c.command ? values.length : undefined);
-    }
-    const state = bytes(JSON.stringify({ appliedIndex: applied, values }));
-    await this.db.batch([...extraOps, { type: 'put', sublevel: this.section, key: APPLIED_KEY, value: state }]);
-    this.values = values;
-    this.appliedIndex = applied;
-    return results;
-  }
-
-  async *snapshot(): AsyncIterable<Uint8Array> {
-    yield bytes(JSON.stringify({ appliedIndex: this.appliedIndex, values: this.values }));
-  }
-
-  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const parts: Buffer[] = [];
-    for await (const c of chunks) parts.push(Buffer.from(c));
-    const state = JSON.parse(Buffer.concat(parts).toString('utf8')) as { appliedIndex: number; values: string[] };
-    await this.section.put(APPLIED_KEY, bytes(JSON.stringify(state)));
-    this.appliedIndex = state.appliedIndex;
-    this.values = state.values;
-    this.restores++;
-  }
-}
 
 interface TestMember {
   id: NodeId;
@@ -91,7 +37,16 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
   const dirs = new Map<NodeId, string>();
   let running: TestMember[] = [];
 
-  async function start(id: NodeId, options: { snapshotCount?: number; catchUp?: number } = {}): Promise<TestMember> {
+  interface StartOptions {
+    snapshotCount?: number;
+    catchUp?: number;
+    /** Runs once the state machine has read a snapshot image, before it writes it (throw to fail the restore there). */
+    beforeRestoreWrite?: (image: ListState) => void;
+    /** Runs when the Raft store is asked to record a snapshot. */
+    onPersistSnapshot?: () => void;
+  }
+
+  async function start(id: NodeId, options: StartOptions = {}): Promise<TestMember> {
     let dir = dirs.get(id);
     if (!dir) {
       dir = await mkdtemp(join(tmpdir(), 'cairn-node-'));
@@ -100,8 +55,16 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     const db = await openMemberDb(join(dir, 'db'));
     const store = await RaftStore.open(db);
     await bootstrapIfEmpty(db, store, ids.map((i) => ({ id: i, info: { name: i.slice(0, 1), peerUrls: [`mem://${i}`], clientUrls: [] } })));
+    const onPersistSnapshot = options.onPersistSnapshot;
+    if (onPersistSnapshot) {
+      const persist = store.persist.bind(store);
+      store.persist = async (input) => {
+        if (input.snapshot) onPersistSnapshot();
+        return persist(input);
+      };
+    }
     const members = await MemberRegistry.open(db);
-    const machine = await ListMachine.open(db);
+    const machine = await ListMachine.open(db, options.beforeRestoreWrite);
     const node = new RaftNode({
       id,
       store,
@@ -219,5 +182,67 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     // A proposal to the old leader may still commit later: unknown, not failed.
     const r = leader.node.propose(bytes('maybe'), AbortSignal.timeout(300));
     await expect(r).rejects.toSatisfy((e: unknown) => e instanceof OutcomeUnknownError || e instanceof NotAcceptedError);
+  });
+
+  // Regression (965be29): a member installing a snapshot from the leader must have the
+  // state machine take the image BEFORE the Raft store records the snapshot. The other
+  // way round, a member killed in between restarts with a log that says the snapshot is
+  // installed over a state that does not hold it (the entries below it are never replayed).
+  /** Three members; one is stopped while the leader writes and compacts past it, so it must catch up from a snapshot. */
+  async function laggingMember(): Promise<{ leader: TestMember; lagging: NodeId }> {
+    const members = await Promise.all(ids.map((id) => start(id, { snapshotCount: 5, catchUp: 1 })));
+    await waitFor('a leader', () => members.some((m) => m.node.status().softState.role === 'leader'));
+    const leader = members.find((m) => m.node.status().softState.role === 'leader')!;
+    const lagging = members.find((m) => m !== leader)!;
+    await stop(lagging);
+    for (let i = 0; i < 30; i++) await leader.node.propose(bytes(`s${i}`), AbortSignal.timeout(5000));
+    await waitFor('the leader to compact its log', () => leader.store.memory.firstIndex() > 10);
+    return { leader, lagging: lagging.id };
+  }
+
+  it('the state machine has taken the image before the Raft store records the snapshot', async () => {
+    const { leader, lagging } = await laggingMember();
+    const events: string[] = [];
+    const back = await start(lagging, {
+      snapshotCount: 5,
+      catchUp: 1,
+      beforeRestoreWrite: () => events.push('state machine takes the image'),
+      onPersistSnapshot: () => events.push('raft store records the snapshot'),
+    });
+    // restore() sets the values before the store records the snapshot: wait for both.
+    await waitFor('the snapshot to be recorded', () => events.includes('raft store records the snapshot'));
+    await waitFor('the lagging member to catch up', () => back.machine.values.length === 30);
+    expect(back.machine.values).toEqual(leader.machine.values);
+    expect(events.slice(0, 2)).toEqual(['state machine takes the image', 'raft store records the snapshot']);
+  });
+
+  it('killed while the state machine takes the image, it restarts with no snapshot recorded over a state without it', async () => {
+    const { lagging } = await laggingMember();
+    let image: ListState | undefined;
+    const back = await start(lagging, {
+      snapshotCount: 5,
+      catchUp: 1,
+      beforeRestoreWrite: (taken) => {
+        image = taken;
+        throw new Error('simulated kill while restoring the image');
+      },
+    });
+    await waitFor('the snapshot to reach the state machine', () => image !== undefined);
+    // The Ready that carried the snapshot is finished (its loop stopped on the failure) once close() returns.
+    await stop(back);
+
+    // Restart: read what the kill left on disk.
+    const db = await openMemberDb(join(dirs.get(lagging)!, 'db'));
+    let store: RaftStore | undefined;
+    try {
+      store = await RaftStore.open(db);
+      const machine = await ListMachine.open(db);
+      const recorded = store.memory.snapshot().metadata.index;
+      expect(image!.appliedIndex, 'the image is ahead of what the member had').toBeGreaterThan(machine.appliedIndex);
+      expect(recorded, `the log records a snapshot at ${recorded}; the state machine holds entries up to ${machine.appliedIndex}`).toBeLessThanOrEqual(machine.appliedIndex);
+    } finally {
+      await store?.close();
+      await db.close();
+    }
   });
 });
