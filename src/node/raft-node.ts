@@ -9,6 +9,7 @@ import {
   type ConfState,
   type Entry,
   type HardState,
+  type Message,
   type NodeId,
   type Ready,
 } from '../raft/index.js';
@@ -254,7 +255,9 @@ export class RaftNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     // A leader's appends may leave before its own write (Raft thesis §10.2.1); the rest waits for it.
-    const early = this.role === 'leader' ? rd.messages.filter((m) => m.type === 'app' && m.entries.length > 0) : [];
+    const early: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of rd.messages) (this.role === 'leader' && m.type === 'app' && m.entries.length > 0 ? early : rest).push(m);
     if (early.length > 0) this.transport.send(early);
     const before = this.options.store.memory.initialState().hardState;
     const mustSync =
@@ -270,7 +273,6 @@ export class RaftNode {
     if (!commitOnly) await this.options.store.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: mustSync });
     this.readyCycles++;
     this.entriesPersisted += rd.entries.length;
-    const rest = early.length > 0 ? rd.messages.filter((m) => !early.includes(m)) : rd.messages;
     // A leader answering clients in this Ready answers them first: what is left to send
     // (the new commit index for the followers, heartbeats) costs a socket write per
     // peer, and nothing in it is needed before the answers.

@@ -15,8 +15,7 @@ const ERROR_BODY_BYTES_MAX = 4096;
 const BODY_HIGH_WATER_BYTES = 1024 * 1024;
 
 export class MessageStream {
-  /** Frames and messages written into this stream. */
-  frames = 0;
+  /** Messages written into this stream. */
   messages = 0;
   private readonly body = new PassThrough({ highWaterMark: BODY_HIGH_WATER_BYTES });
   private readonly controller = new AbortController();
@@ -54,7 +53,6 @@ export class MessageStream {
 
   /** Writes one frame; false when the body is full, and the writer should wait for drained(). */
   write(frame: Buffer, messages: number): boolean {
-    this.frames++;
     this.messages += messages;
     return this.body.write(frame);
   }
