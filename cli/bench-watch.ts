@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Pool } from 'undici';
 import { Client } from '../src/client/index.js';
 import { benchKey, benchPools } from './bench-pools.js';
-import { LatencyHistogram } from './latency-histogram.js';
+import { LatencyHistogram, type LatencySummary } from './latency-histogram.js';
 import { Progress } from './progress.js';
 
 // `cairn bench watch`: W watchers on a fresh prefix (through the client library,
@@ -28,7 +28,7 @@ export interface WatchBenchOptions {
   readonly progress?: boolean;
 }
 
-export interface WatchBenchResult {
+export interface WatchBenchResult extends Omit<LatencySummary, 'count'> {
   readonly watchers: number;
   readonly events: number;
   /** Failed puts. */
@@ -41,12 +41,6 @@ export interface WatchBenchResult {
   readonly seconds: number;
   readonly eventsPerSecond: number;
   readonly putsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly p999Ms: number;
-  readonly maxMs: number;
-  readonly meanMs: number;
 }
 
 const POLL_MS = 20;

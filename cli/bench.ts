@@ -4,6 +4,7 @@ import { positiveInteger } from './arguments.js';
 import { endpointList, runAction, tlsOptions, type GlobalOptions, type Globals } from './context.js';
 import { benchKey, benchPools } from './bench-pools.js';
 import type { WatchBenchResult } from './bench-watch.js';
+import type { LatencySummary } from './latency-histogram.js';
 import { printJson, write, writeLine, type OutputFormat } from './output.js';
 import { Progress } from './progress.js';
 import { formatTable, type Column } from './table.js';
@@ -27,17 +28,11 @@ export interface BenchOptions {
 }
 
 /** Every field is a number (test/bench/suite.ts takes medians of each). */
-export interface BenchResult {
+export interface BenchResult extends Omit<LatencySummary, 'count'> {
   readonly requests: number;
   readonly errors: number;
   readonly seconds: number;
   readonly perSecond: number;
-  readonly p50Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly p999Ms: number;
-  readonly maxMs: number;
-  readonly meanMs: number;
 }
 
 /** Keys cycle over this many, so `get` after `put` reads what put wrote. */

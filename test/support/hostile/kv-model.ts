@@ -1,14 +1,10 @@
 // A plain model of the key-value API (a Map per revision) for model-based tests:
 // what put, delete, range and txn must answer, in etcd's semantics as API.md states them.
 
-export interface ModelKv {
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
-  readonly lease: number;
-}
+import type { KeyValue } from '../../../src/kv/kv-commands.js';
+
+/** A stored key as the API answers it (the model shares the type, not the logic). */
+export type ModelKv = KeyValue;
 
 export type ModelCompare = { key: Uint8Array; target: 'value'; op: '=' | '!=' | '<' | '>'; value: Uint8Array } | { key: Uint8Array; target: 'version' | 'createRevision' | 'modRevision' | 'lease'; op: '=' | '!=' | '<' | '>'; value: number };
 export type ModelOp = { get: { key: Uint8Array; prefix: boolean } } | { put: { key: Uint8Array; value: Uint8Array } } | { delete: { key: Uint8Array; prefix: boolean } };

@@ -9,17 +9,11 @@ import type { ServerResponse } from 'node:http';
 import { connect, createServer } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Packr } from 'msgpackr';
+import type { KeyValue } from '../../../src/kv/kv-commands.js';
 
 const packr = new Packr({ useRecords: false });
 
-export interface FakeKv {
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
-  readonly lease: number;
-}
+export type FakeKv = KeyValue;
 
 export interface FakeEvent {
   readonly type: 'put' | 'delete';
