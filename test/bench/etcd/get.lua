@@ -2,22 +2,8 @@
 -- beforehand, cycling over 10,000 keys like cairn's test/bench/wrk/get.lua. SERIALIZABLE=1 asks for
 -- serializable reads (answered by the member itself), else linearizable ones (etcd's default).
 -- Usage: ETCD_API=/v3 SERIALIZABLE=0 wrk -t1 -c64 -d10s --latency -s get.lua http://127.0.0.1:2379
-local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
--- Plain arithmetic rather than the bit library, so it runs on Lua 5.1 as well as LuaJIT.
-local function base64(text)
-  local out = {}
-  for i = 1, #text, 3 do
-    local a, b, c = text:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local sextets = { math.floor(n / 262144) % 64, math.floor(n / 4096) % 64, math.floor(n / 64) % 64, n % 64 }
-    local count = c and 4 or (b and 3 or 2)
-    for j = 1, 4 do
-      out[#out + 1] = j <= count and ALPHABET:sub(sextets[j] + 1, sextets[j] + 1) or "="
-    end
-  end
-  return table.concat(out)
-end
+-- base64.lua beside this script (wrk runs it from any directory).
+local base64 = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "base64.lua")
 
 local KEYS = 10000
 local api = os.getenv("ETCD_API") or "/v3"

@@ -3,22 +3,8 @@
 -- keys and values in base64, so the 10,000 bodies are built once, before the run, not per request.
 -- Usage: ETCD_API=/v3 wrk -t1 -c64 -d10s --latency -s put.lua http://127.0.0.1:2379
 -- (ETCD_API: /v3 for etcd 3.4 and later, /v3beta for 3.3; run.sh finds out which one answers.)
-local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
--- Plain arithmetic rather than the bit library, so it runs on Lua 5.1 as well as LuaJIT.
-local function base64(text)
-  local out = {}
-  for i = 1, #text, 3 do
-    local a, b, c = text:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local sextets = { math.floor(n / 262144) % 64, math.floor(n / 4096) % 64, math.floor(n / 64) % 64, n % 64 }
-    local count = c and 4 or (b and 3 or 2)
-    for j = 1, 4 do
-      out[#out + 1] = j <= count and ALPHABET:sub(sextets[j] + 1, sextets[j] + 1) or "="
-    end
-  end
-  return table.concat(out)
-end
+-- base64.lua beside this script (wrk runs it from any directory).
+local base64 = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "base64.lua")
 
 local KEYS = 10000
 local api = os.getenv("ETCD_API") or "/v3"
