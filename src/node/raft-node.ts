@@ -16,6 +16,7 @@ import {
 import type { BatchOp } from '../storage/member-db.js';
 import type { RaftStore } from '../storage/raft-store.js';
 import type { Transport, TransportCallbacks, TransportLogger, TransportReceiver } from '../transport/transport.js';
+import { CommitNotices } from './commit-notices.js';
 import { MemberRegistry } from './members.js';
 import { NotAcceptedError, OutcomeUnknownError, Waiters } from './waiters.js';
 import { SnapshotInbox } from './snapshot-inbox.js';
@@ -71,6 +72,11 @@ export interface RaftNodeOptions {
   readonly logger: TransportLogger;
   /** Peers to reach before the member list says anything (a member joining with --initial-cluster-state existing). */
   readonly seedPeers?: ReadonlyMap<NodeId, string>;
+  /**
+   * Longest a leader holds a commit notice back so that it rides with the next append
+   * to the same follower (commit-notices.ts); 0 sends each at once. Default 2.
+   */
+  readonly commitNoticeHoldMs?: number;
   /** Told whenever the leader this member knows of changes (NONE: no leader). */
   readonly onLeaderChange?: (lead: NodeId, isLeader: boolean) => void;
 }
@@ -84,6 +90,8 @@ export class RaftNode {
   readonly id: NodeId;
   private readonly raw: RawNode;
   private readonly transport: Transport;
+  /** Every message for the peers goes through it. */
+  private readonly notices: CommitNotices;
   private readonly proposals: Waiters<unknown>;
   private readonly reads: Waiters<number>;
   private readonly inbox: SnapshotInbox;
@@ -130,12 +138,13 @@ export class RaftNode {
       onUnreachable: (id) => this.withCore(() => this.raw.reportUnreachable(id)),
       onSnapshotStatus: (id, ok) => this.withCore(() => this.raw.reportSnapshot(id, ok)),
       openSnapshot: () => options.stateMachine.snapshot(),
-      onMessages: (messages) => this.withCore(() => messages.forEach((m) => this.raw.step(m))),
+      onMessages: (messages) => this.withCore(() => messages.forEach((m) => this.stepPeer(m))),
       onSnapshot: async (message, body) => {
         await this.inbox.receive(message, body);
         this.withCore(() => this.raw.step(message));
       },
     });
+    this.notices = new CommitNotices((messages) => this.transport.send(messages), options.commitNoticeHoldMs ?? 2);
     for (const m of options.members.list()) if (m.id !== this.id && m.peerUrls[0]) this.transport.addPeer(m.id, m.peerUrls[0]);
     // A member joining a running cluster knows no one until it has replayed the log,
     // which it cannot get without answering the leader: start from the peers it was told.
@@ -152,6 +161,12 @@ export class RaftNode {
     if (this.closed) return;
     call();
     this.kick();
+  }
+
+  private stepPeer(m: Message): void {
+    this.raw.step(m);
+    // A follower's client waits for the follower to apply its proposal: the commit notice that covers it is not held.
+    if (m.type === 'prop' && this.role === 'leader') this.notices.proposedBy(m.from, this.raw.lastIndex());
   }
 
   // ---- requests ---------------------------------------------------------------------------
@@ -258,7 +273,7 @@ export class RaftNode {
     const early: Message[] = [];
     const rest: Message[] = [];
     for (const m of rd.messages) (this.role === 'leader' && m.type === 'app' && m.entries.length > 0 ? early : rest).push(m);
-    if (early.length > 0) this.transport.send(early);
+    if (early.length > 0) this.notices.send(early);
     const before = this.options.store.memory.initialState().hardState;
     const mustSync =
       rd.entries.length > 0 || rd.snapshot !== undefined || (rd.hardState !== undefined && (rd.hardState.term !== before.term || rd.hardState.vote !== before.vote));
@@ -281,7 +296,7 @@ export class RaftNode {
     const sendRest = (): void => {
       if (restSent) return;
       restSent = true;
-      this.transport.send(rest);
+      this.notices.send(rest);
     };
     if (!answerFirst) sendRest();
     if (rd.snapshot) this.afterSnapshot(rd);
@@ -297,6 +312,7 @@ export class RaftNode {
     const wasLeader = this.role === 'leader';
     this.lead = lead;
     this.role = role;
+    if (wasLeader && role !== 'leader') this.notices.reset();
     if (lostLeader || wasLeader !== (role === 'leader')) this.options.onLeaderChange?.(lead, role === 'leader');
     if (lostLeader && lead === NONE) {
       // Reads waiting for an index from the old leader will not get one.
@@ -404,6 +420,7 @@ export class RaftNode {
     const err = new NotAcceptedError('member is shutting down');
     this.proposals.rejectAll(new OutcomeUnknownError('member shut down before the outcome was known'));
     this.reads.rejectAll(err);
+    this.notices.close();
     await this.transport.close();
     await this.inbox.close();
   }

@@ -177,6 +177,11 @@ export class RawNode {
     return this.raft.log.term(index);
   }
 
+  /** The index of the last entry in this member's log (persisted or not). */
+  lastIndex(): LogIndex {
+    return this.raft.log.lastIndex();
+  }
+
   status(): Status {
     const r = this.raft;
     let progress: Map<NodeId, ProgressStatus> | undefined;

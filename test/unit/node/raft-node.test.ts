@@ -44,6 +44,8 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     beforeRestoreWrite?: (image: ListState) => void;
     /** Runs when the Raft store is asked to record a snapshot. */
     onPersistSnapshot?: () => void;
+    commitNoticeHoldMs?: number;
+    tickMs?: number;
   }
 
   async function start(id: NodeId, options: StartOptions = {}): Promise<TestMember> {
@@ -72,8 +74,9 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
       stateMachine: machine,
       transport: (hooks) => new MemoryTransport({ selfId: id, network, ...hooks }),
       snapshotDir: join(dir, 'snap'),
-      tickMs: 10,
+      tickMs: options.tickMs ?? 10,
       electionTicks: 10,
+      ...(options.commitNoticeHoldMs === undefined ? {} : { commitNoticeHoldMs: options.commitNoticeHoldMs }),
       snapshotCount: options.snapshotCount ?? 1000,
       snapshotCatchUpEntries: options.catchUp ?? 100,
       logger: SILENT_LOGGER,
@@ -111,6 +114,25 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     expect(results).toEqual([1, 2, 3]);
     await waitFor('all to apply', () => members.every((m) => m.machine.values.length === 3));
     for (const m of members) expect(m.machine.values).toEqual(['x', 'y', 'z']);
+  });
+
+  it('does not hold back the commit notice a follower waits for (its own proposal)', async () => {
+    // Notices may be held a minute; a held one would leave only with the next heartbeat (every 100 ms here).
+    const members = await Promise.all(ids.map((id) => start(id, { commitNoticeHoldMs: 60_000, tickMs: 100 })));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const follower = members.find((m) => m.node.status().softState.role !== 'leader')!;
+    await waitFor('the follower to know the leader', () => follower.node.status().softState.lead !== '');
+    let heartbeats = 0;
+    network.setDropFilter((m) => {
+      if (m.to === follower.id && m.type === 'heartbeat') heartbeats++;
+      return false;
+    });
+    // Right after a heartbeat, so the next one is about 100 ms away.
+    await waitFor('a heartbeat', () => heartbeats > 0);
+    const before = heartbeats;
+    expect(await follower.node.propose(bytes('mine'), AbortSignal.timeout(5000))).toBe(1);
+    expect(heartbeats).toBe(before);
+    expect(follower.machine.values).toEqual(['mine']);
   });
 
   it('keeps acknowledged writes across a restart of every member', async () => {
