@@ -212,6 +212,11 @@ export class RaftNode {
     return this.raw.status();
   }
 
+  /** Proposals made on this member still waiting for their outcome. */
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
   transportStats() {
     return this.transport.stats();
   }

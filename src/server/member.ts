@@ -28,6 +28,9 @@ async function directoryBytes(dir: string): Promise<number> {
   return total;
 }
 
+/** How long a stopping member lets requests in flight finish before it answers the rest (504, outcome unknown). */
+const SHUTDOWN_GRACE_MS = 2000;
+
 /** A running member: everything it opened, closed in reverse order by close(). */
 export class RunningMember {
   private closing: Promise<void> | undefined;
@@ -57,8 +60,14 @@ export class RunningMember {
       p.backend.close();
       p.hub.close();
       p.leases.close();
-      await p.clientApp.close();
+      // Requests in flight get a grace period to finish; what still waits then (a write
+      // with no quorum to commit it) is answered by the node's close: outcome unknown.
+      const appClosed = Promise.resolve(p.clientApp.close());
+      let graceTimer: NodeJS.Timeout | undefined;
+      await Promise.race([appClosed, new Promise((resolve) => (graceTimer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+      clearTimeout(graceTimer);
       await p.node.close();
+      await appClosed;
       await p.peerApp.close();
       await p.kv.close();
       await p.store.close();

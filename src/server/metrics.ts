@@ -5,7 +5,7 @@ import { NONE } from '../raft/index.js';
 
 export interface MetricsSources {
   readonly status: ReturnType<RaftNode['status']>;
-  readonly node: Pick<RaftNode, 'snapshotsInstalled' | 'readyCycles' | 'entriesPersisted' | 'transportStats'>;
+  readonly node: Pick<RaftNode, 'snapshotsInstalled' | 'readyCycles' | 'entriesPersisted' | 'pendingProposals' | 'transportStats'>;
   readonly store: Pick<MvccStore, 'appliedIndex' | 'revision' | 'compactRevision'>;
   readonly watchers: number;
   readonly dbSizeBytes: number;
@@ -26,6 +26,7 @@ export function renderMetrics(m: MetricsSources): string {
     ['cairn_mvcc_revision', 'Current store revision', m.store.revision],
     ['cairn_mvcc_compact_revision', 'Revision below which history is compacted', m.store.compactRevision],
     ['cairn_watchers', 'Open watches on this member', m.watchers],
+    ['cairn_proposals_pending', 'Proposals made on this member still waiting for their outcome', m.node.pendingProposals],
     ['cairn_snapshots_installed_total', 'Snapshots received from a leader and installed by this process', m.node.snapshotsInstalled],
     ['cairn_db_size_bytes', 'Size of the member database on disk (sampled)', m.dbSizeBytes],
   ];

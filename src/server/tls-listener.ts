@@ -21,6 +21,8 @@ export interface ListenOptions {
 
 /** The part of a fastify app this file uses (any logger type). */
 export interface RoutableApp {
+  /** The app's own server (the plain-HTTP listener). */
+  readonly server: IdleClosable;
   listen(options: { host: string; port: number }): PromiseLike<unknown>;
   ready(): PromiseLike<unknown>;
   close(): PromiseLike<unknown>;
@@ -42,7 +44,7 @@ const HINTS = {
 export async function listenAll(app: RoutableApp, urls: readonly URL[], tls: ListenerTls | undefined, options: ListenOptions): Promise<Listening> {
   if (tls === undefined) {
     for (const url of urls) await app.listen({ host: url.hostname, port: Number(url.port) });
-    return { close: () => app.close() };
+    return { close: () => closeSweepingIdle(() => app.close(), [app.server]) };
   }
   await app.ready();
   const servers: Server[] = [];
@@ -135,10 +137,35 @@ function refuse(response: ServerResponse, message: string): void {
   response.end(body);
 }
 
+interface IdleClosable {
+  closeIdleConnections(): void;
+}
+
+/**
+ * How often a closing listener closes the connections that have fallen idle since
+ * (an answer sent, a watch ended). Node closes only those idle when the close
+ * starts: a kept-alive client would hold the rest open for the keep-alive
+ * timeout (72 s), and the member's exit with it.
+ */
+const IDLE_SWEEP_MS = 50;
+
+/** Runs `close`, closing the servers' idle connections until it is done. */
+async function closeSweepingIdle(close: () => PromiseLike<unknown>, servers: readonly IdleClosable[]): Promise<void> {
+  const sweep = (): void => {
+    for (const server of servers) server.closeIdleConnections();
+  };
+  sweep();
+  const timer = setInterval(sweep, IDLE_SWEEP_MS);
+  try {
+    await close();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 async function closeAll(app: RoutableApp, servers: readonly Server[]): Promise<void> {
   const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
-  for (const server of servers) server.closeIdleConnections();
-  await app.close();
+  await closeSweepingIdle(() => app.close(), servers);
   // The app is closed: a request still open can no longer be answered usefully.
   for (const server of servers) server.closeAllConnections();
   await Promise.all(closed);
