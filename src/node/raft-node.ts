@@ -92,7 +92,7 @@ export class RaftNode {
   private readonly transport: Transport;
   /** Every message for the peers goes through it. */
   private readonly notices: CommitNotices;
-  private readonly proposals: Waiters<unknown>;
+  private readonly proposals: Waiters<unknown, ProposalTag>;
   private readonly reads: Waiters<number>;
   private readonly inbox: SnapshotInbox;
   private readonly pendingReads: { index: number; resolve: () => void }[] = [];
@@ -112,6 +112,10 @@ export class RaftNode {
   role = 'follower';
   /** Snapshots received from a leader and installed since this process started. */
   snapshotsInstalled = 0;
+  /** The highest term of an entry applied since this process started. */
+  private highestAppliedTerm = 0;
+  /** Proposals found lost after a change of leader and proposed again (or refused, when no leader took them). */
+  lostProposalsRetried = 0;
   /** Ready cycles and entries persisted since this process started (entries per Ready = group commit). */
   readyCycles = 0;
   entriesPersisted = 0;
@@ -175,11 +179,11 @@ export class RaftNode {
   propose(command: Uint8Array, signal: AbortSignal): Promise<unknown> {
     this.throwIfUnusable();
     const requestId = `${this.id}.${this.incarnation}.${++this.requestCount}`;
-    const done = this.proposals.add(requestId, signal);
-    const result = this.raw.propose(packr.pack([requestId, command]));
-    if (!result.accepted) {
-      this.proposals.reject(requestId, new NotAcceptedError(result.reason));
-    }
+    const data = packr.pack([requestId, command]);
+    const done = this.proposals.add(requestId, signal, { term: this.raw.term, data });
+    const result = this.raw.propose(data);
+    if (result.accepted) this.proposals.retag(requestId, { term: this.raw.term, data });
+    else this.proposals.reject(requestId, new NotAcceptedError(result.reason));
     this.kick();
     return done;
   }
@@ -188,7 +192,7 @@ export class RaftNode {
   async readBarrier(signal: AbortSignal): Promise<void> {
     this.throwIfUnusable();
     const context = `${this.id}.${this.incarnation}.r${++this.requestCount}`;
-    const done = this.reads.add(context, signal);
+    const done = this.reads.add(context, signal, undefined);
     const result = this.raw.readIndex(new TextEncoder().encode(context));
     if (!result.accepted) this.reads.reject(context, new NotAcceptedError(result.reason));
     this.kick();
@@ -322,11 +326,23 @@ export class RaftNode {
     if (lostLeader && lead === NONE) {
       // Reads waiting for an index from the old leader will not get one.
       this.reads.rejectAll(new NotAcceptedError('leader lost'));
+    } else if (lostLeader) {
+      // A new leader without a gap between: ask it. A read is safe to ask twice (any index
+      // either leader answers was current after the read began), and a late answer is ignored.
+      for (const [context] of this.reads.tagged()) {
+        const result = this.raw.readIndex(new TextEncoder().encode(context));
+        if (!result.accepted) this.reads.reject(context, new NotAcceptedError(result.reason));
+      }
     }
   }
 
   private async restoreImage(rd: Ready): Promise<void> {
     const snapshot = rd.snapshot!;
+    // Proposals of the snapshot's term or before may be inside it: their fate is settled but
+    // not known here (never to be proposed again: that could apply one twice).
+    for (const [requestId, tag] of this.proposals.tagged()) {
+      if (tag.term <= snapshot.metadata.term) this.proposals.reject(requestId, new OutcomeUnknownError('this member caught up from a snapshot; whether the write is in it is not known here'));
+    }
     await this.options.stateMachine.restore(this.inbox.take(snapshot.metadata));
     this.snapshotsInstalled++;
     await this.options.members.reload();
@@ -374,6 +390,7 @@ export class RaftNode {
         if (results[i] === undefined) this.proposals.reject(requestId, new OutcomeUnknownError('applied through a snapshot from the leader; its result is not known on this member'));
         else this.proposals.resolve(requestId, results[i]);
       }
+      this.retryLostProposals(entries[entries.length - 1].term);
       afterAnswers();
     };
     // Results before the batch is written only when someone here waits for them (the state
@@ -385,6 +402,29 @@ export class RaftNode {
       this.options.store.setConfState(confState);
       this.syncPeers();
     }
+  }
+
+  /**
+   * An entry of term `appliedTerm` was applied: the log up to it is settled, and every
+   * entry of an earlier term that ever commits lies before it (terms only grow along the
+   * log). A proposal made in an earlier term that has not been applied by now never will
+   * be (a leader takes a forwarded one only in the term it was sent for): propose it again,
+   * with the same id, in the current term. Nothing can apply it twice.
+   */
+  private retryLostProposals(appliedTerm: number): void {
+    // Proposals are made in the current term, never below an applied entry's: only a rise finds lost ones.
+    if (appliedTerm <= this.highestAppliedTerm) return;
+    this.highestAppliedTerm = appliedTerm;
+    let retried = 0;
+    for (const [requestId, tag] of this.proposals.tagged()) {
+      if (tag.term >= appliedTerm) continue;
+      const result = this.raw.propose(tag.data);
+      if (result.accepted) this.proposals.retag(requestId, { term: this.raw.term, data: tag.data });
+      else this.proposals.reject(requestId, new NotAcceptedError(`not applied: leadership changed before it was committed, and it could not be proposed again (${result.reason})`));
+      retried++;
+    }
+    this.lostProposalsRetried += retried;
+    if (retried > 0) this.kick();
   }
 
   private releaseReads(): void {
@@ -429,6 +469,12 @@ export class RaftNode {
     await this.transport.close();
     await this.inbox.close();
   }
+}
+
+/** A waiting proposal: the term it was proposed in (it commits in that term or never) and its entry data. */
+interface ProposalTag {
+  readonly term: number;
+  readonly data: Uint8Array;
 }
 
 /** A proposal's [requestId, command], or undefined when the entry is not one. */

@@ -8,9 +8,11 @@ export class NotAcceptedError extends Error {
   override readonly name = 'NotAcceptedError';
 }
 
-interface Waiter<T> {
+interface Waiter<T, Tag> {
   resolve(value: T): void;
   reject(err: Error): void;
+  /** What the owner keeps with the request (a proposal's term and bytes). */
+  tag: Tag;
 }
 
 /**
@@ -18,8 +20,8 @@ interface Waiter<T> {
  * refused at once. A request whose signal aborts (its deadline, or the client
  * gone) is answered "outcome unknown" and forgotten; a late result is ignored.
  */
-export class Waiters<T> {
-  private readonly waiting = new Map<string, Waiter<T>>();
+export class Waiters<T, Tag = undefined> {
+  private readonly waiting = new Map<string, Waiter<T, Tag>>();
 
   constructor(private readonly max: number) {}
 
@@ -27,7 +29,7 @@ export class Waiters<T> {
     return this.waiting.size;
   }
 
-  add(id: string, signal: AbortSignal): Promise<T> {
+  add(id: string, signal: AbortSignal, tag: Tag): Promise<T> {
     if (this.waiting.size >= this.max) return Promise.reject(new NotAcceptedError(`too many requests waiting (${this.max})`));
     if (signal.aborted) return Promise.reject(new OutcomeUnknownError('request deadline passed before it was proposed'));
     return new Promise<T>((resolve, reject) => {
@@ -44,12 +46,23 @@ export class Waiters<T> {
           signal.removeEventListener('abort', onAbort);
           reject(err);
         },
+        tag,
       });
     });
   }
 
   has(id: string): boolean {
     return this.waiting.has(id);
+  }
+
+  /** The waiting requests' ids and tags (a copy: the caller may settle or retag them meanwhile). */
+  tagged(): [string, Tag][] {
+    return [...this.waiting].map(([id, w]) => [id, w.tag]);
+  }
+
+  retag(id: string, tag: Tag): void {
+    const w = this.waiting.get(id);
+    if (w) w.tag = tag;
   }
 
   resolve(id: string, value: T): void {

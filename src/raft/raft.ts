@@ -435,7 +435,10 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case 'prop':
-        this.proposeOnLeader(m.entries);
+        // Only in the term the forwarder saw us lead: its proposal then has that term or
+        // never commits, which lets the forwarder tell a lost proposal from a slow one
+        // (RaftNode retries it once a later term's entry is applied).
+        if (m.logTerm === this.term) this.proposeOnLeader(m.entries);
         return;
       case 'readIndex':
         this.addRead({ from: m.from, context: m.context ?? EMPTY_BYTES });
@@ -657,7 +660,7 @@ export class Raft {
   propose(entries: readonly Entry[]): ProposalResult {
     if (this.role === 'leader') return this.proposeOnLeader(entries);
     if (this.lead === NONE) return rejected('no-leader');
-    this.send({ type: 'prop', to: this.lead, entries });
+    this.send({ type: 'prop', to: this.lead, entries, logTerm: this.term });
     return ACCEPTED;
   }
 

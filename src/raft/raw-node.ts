@@ -22,6 +22,7 @@ import {
   type ProposalResult,
   type Ready,
   type SoftState,
+  type Term,
 } from './types.js';
 
 const RESPONSE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(['appResp', 'voteResp', 'preVoteResp', 'heartbeatResp']);
@@ -180,6 +181,11 @@ export class RawNode {
   /** The index of the last entry in this member's log (persisted or not). */
   lastIndex(): LogIndex {
     return this.raft.log.lastIndex();
+  }
+
+  /** The current term: an entry proposed now and accepted carries it, or never commits. */
+  get term(): Term {
+    return this.raft.term;
   }
 
   status(): Status {

@@ -104,6 +104,8 @@ export const PEER_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>
  * - voteResp/preVoteResp: `commit`/`logTerm` name an entry the voter knows is committed (see Raft.commitInfoFor).
  * - heartbeat: `commit` is min(leader commit, follower match); `readRound` names a ReadIndex round.
  * - readIndex/readIndexResp: `context` is the application's request tag; resp `index` is the read index.
+ * - prop (forwarded): `logTerm` is the term in which the sender saw the receiver lead; the
+ *   receiver appends the entries only if it still leads in that term, so they carry it.
  * - snapStatus: `reject` true means the snapshot failed to arrive.
  */
 export interface Message {

@@ -5,7 +5,7 @@ import { NONE } from '../raft/index.js';
 
 export interface MetricsSources {
   readonly status: ReturnType<RaftNode['status']>;
-  readonly node: Pick<RaftNode, 'snapshotsInstalled' | 'readyCycles' | 'entriesPersisted' | 'pendingProposals' | 'transportStats'>;
+  readonly node: Pick<RaftNode, 'snapshotsInstalled' | 'readyCycles' | 'entriesPersisted' | 'pendingProposals' | 'lostProposalsRetried' | 'transportStats'>;
   readonly store: Pick<MvccStore, 'appliedIndex' | 'revision' | 'compactRevision'>;
   readonly watchers: number;
   readonly dbSizeBytes: number;
@@ -33,6 +33,7 @@ export function renderMetrics(m: MetricsSources): string {
   const counters: [string, string, number][] = [
     ['cairn_raft_ready_total', 'Ready cycles handled (one synced write each at most)', m.node.readyCycles],
     ['cairn_raft_entries_persisted_total', 'Log entries persisted', m.node.entriesPersisted],
+    ['cairn_proposals_retried_total', 'Proposals lost with a change of leader and proposed again on this member', m.node.lostProposalsRetried],
   ];
   const peers = [...m.node.transportStats().peers];
   const perPeer = (name: string, help: string, value: (s: (typeof peers)[number][1]) => number): string =>

@@ -264,4 +264,34 @@ describe('a three-member cluster of real processes', () => {
     const after = await call(url(0, '/v1/status'));
     expect(after.body.revision).toBe(before.body.revision);
   });
+
+  it('a write in flight through a follower when the leader is killed is applied once and answered, not left unknown', async () => {
+    const old = await leaderIndex();
+    const via = (old + 1) % 3;
+    // Stopped first, so the forwarded write reaches no running leader; then killed with it.
+    const pid = cluster.members[old].process!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const started = Date.now();
+    const put = fetch(url(via, '/v1/kv/inflight/once'), { method: 'PUT', body: 'v', signal: AbortSignal.timeout(15_000) });
+    await waitFor('the write to wait in the follower', async () => {
+      const metrics = await (await fetch(url(via, '/metrics'))).text();
+      return /^cairn_proposals_pending 1$/m.test(metrics) ? true : undefined;
+    }, 5_000);
+    await cluster.stopMember(cluster.members[old].name, 'SIGKILL');
+    const answer = await put;
+    const tookMs = Date.now() - started;
+    expect(answer.status, await answer.text()).toBe(200);
+    // A new leader (500 ms election timeout here), then the retry: far from the 10 s request deadline.
+    expect(tookMs).toBeLessThan(6_000);
+    const got = await call(url(via, '/v1/kv/inflight/once'));
+    expect((got.body.kv as Kv & { version: number }).version).toBe(1);
+    const metrics = await (await fetch(url(via, '/metrics'))).text();
+    expect(metrics).toMatch(/^cairn_proposals_retried_total [1-9]/m);
+    await cluster.startMember(cluster.members[old].name);
+    const back = await waitFor('the killed member to hold the write', async () => {
+      const r = await call(url(old, '/v1/kv/inflight/once?serializable=true'));
+      return r.status === 200 ? r : undefined;
+    });
+    expect((back.body.kv as Kv & { version: number }).version).toBe(1);
+  }, 60_000);
 });

@@ -91,6 +91,27 @@ describe('raft core in lock step', () => {
     for (const id of c.nodes.keys()) expect(c.applied.get(id)).toEqual(['via-follower']);
   });
 
+  it('a forwarded proposal names the term its sender saw the leader in; a leader takes it only in that term', () => {
+    const c = new LockStep(['a', 'b', 'c'], 7);
+    c.tickAll(30);
+    const leaderId = c.leaders()[0];
+    const leader = c.nodes.get(leaderId)!;
+    const [followerId, follower] = [...c.nodes].find(([id]) => id !== leaderId)!;
+    const term = leader.status().hardState.term;
+    expect(follower.propose(new TextEncoder().encode('p')).accepted).toBe(true);
+    const forwarded = follower.ready().messages.find((m) => m.type === 'prop')!;
+    follower.advance();
+    expect(forwarded).toMatchObject({ to: leaderId, from: followerId, logTerm: term, term: 0 });
+    // Sent for an earlier term (delayed, or to a leader since re-elected): dropped.
+    const before = leader.lastIndex();
+    leader.step({ ...forwarded, logTerm: term - 1 });
+    expect(leader.lastIndex()).toBe(before);
+    leader.step(forwarded);
+    expect(leader.lastIndex()).toBe(before + 1);
+    c.settle();
+    for (const id of c.nodes.keys()) expect(c.applied.get(id)).toEqual(['p']);
+  });
+
   it('rejects a proposal at once when there is no leader', () => {
     const c = new LockStep(['a', 'b', 'c']);
     const result = c.nodes.get(nodeId('a'))!.propose(new Uint8Array([1]));

@@ -62,7 +62,8 @@ export function validMessage(from: NodeId, to: NodeId): fc.Arbitrary<Message> {
     .map((fields) => makeMessage({ ...fields, from, to }));
   const entry = fc.record({ term: count, index: count, type: fc.constant('normal' as const), data: bytes });
   const forwarded = fc.oneof(
-    fc.array(entry, { minLength: 1, maxLength: 3 }).map((entries) => makeMessage({ type: 'prop', from, to, entries })),
+    // The leader takes a proposal only for its own term: small terms make that likely.
+    fc.record({ entries: fc.array(entry, { minLength: 1, maxLength: 3 }), logTerm: fc.nat({ max: 4 }) }).map((f) => makeMessage({ type: 'prop', from, to, ...f })),
     bytes.map((context) => makeMessage({ type: 'readIndex', from, to, context })),
   );
   return fc.oneof({ weight: 4, arbitrary: termed }, { weight: 1, arbitrary: forwarded });

@@ -206,6 +206,87 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     await expect(r).rejects.toSatisfy((e: unknown) => e instanceof OutcomeUnknownError || e instanceof NotAcceptedError);
   });
 
+  const count = (values: readonly string[], v: string): number => values.filter((x) => x === v).length;
+
+  it('a write forwarded to a leader that is cut off is proposed again to the next leader and applied once, before its deadline', async () => {
+    const members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const old = leaderOf(members)!;
+    const follower = members.find((m) => m !== old)!;
+    await waitFor('the follower to know the leader', () => follower.node.lead === old.id);
+    network.isolate(old.id);
+    // Forwarded to the old leader and lost with it: only a retry in the next term can apply it.
+    const started = Date.now();
+    const result = await follower.node.propose(bytes('once'), AbortSignal.timeout(8000));
+    expect(Date.now() - started, 'answered well before the 8 s deadline').toBeLessThan(4000);
+    expect(follower.node.lostProposalsRetried).toBeGreaterThan(0);
+    expect(result).toBe(follower.machine.values.indexOf('once') + 1);
+    network.heal();
+    await follower.node.propose(bytes('marker'), AbortSignal.timeout(5000));
+    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
+    for (const m of members) expect(count(m.machine.values, 'once'), `member ${m.id.slice(0, 1)}`).toBe(1);
+  });
+
+  it("a leader's own write that is lost with its leadership is proposed again through the next leader and applied once", async () => {
+    const members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const old = leaderOf(members)!;
+    network.isolate(old.id);
+    // Appended at the old leader in its term, never replicated: the next leader overwrites it.
+    const write = old.node.propose(bytes('once'), AbortSignal.timeout(8000));
+    const others = members.filter((m) => m !== old);
+    await waitFor('a new leader', () => leaderOf(others) !== undefined);
+    network.heal();
+    expect(await write).toBe(old.machine.values.indexOf('once') + 1);
+    expect(old.node.lostProposalsRetried).toBeGreaterThan(0);
+    await old.node.propose(bytes('marker'), AbortSignal.timeout(5000));
+    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
+    for (const m of members) expect(count(m.machine.values, 'once'), `member ${m.id.slice(0, 1)}`).toBe(1);
+  });
+
+  it('a read waiting on a leader that hands over without a gap is asked again of the next leader', async () => {
+    const members = await Promise.all(ids.map((id) => start(id)));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const old = leaderOf(members)!;
+    const follower = members.find((m) => m !== old)!;
+    const next = members.find((m) => m !== old && m !== follower)!;
+    await waitFor('the follower to know the leader', () => follower.node.lead === old.id);
+    // The read to the old leader is lost, and the follower misses the election, so it
+    // goes straight from the old leader to the next without a moment with no leader.
+    network.setDropFilter((m) => (m.type === 'readIndex' && m.to === old.id) || (m.to === follower.id && (m.type === 'vote' || m.type === 'preVote')));
+    const started = Date.now();
+    const read = follower.node.readBarrier(AbortSignal.timeout(8000));
+    old.node.transferLeadership(next.id);
+    await read;
+    expect(Date.now() - started, 'answered well before the 8 s deadline').toBeLessThan(4000);
+    expect(follower.node.lead).toBe(next.id);
+  });
+
+  it('a write that may be inside a snapshot the member installs is answered outcome-unknown, never proposed again', async () => {
+    const members = await Promise.all(ids.map((id) => start(id, { snapshotCount: 5, catchUp: 1 })));
+    await waitFor('a leader', () => leaderOf(members) !== undefined);
+    const old = leaderOf(members)!;
+    const follower = members.find((m) => m !== old)!;
+    const next = members.find((m) => m !== old && m !== follower)!;
+    await waitFor('the follower to know the leader', () => follower.node.lead === old.id);
+    // The follower's write commits with the other two, but no append reaches the follower.
+    network.setDropFilter((m) => m.to === follower.id && (m.type === 'app' || m.type === 'snap'));
+    const write = follower.node.propose(bytes('inside'), AbortSignal.timeout(20_000));
+    await waitFor('the write to commit without the follower', () => next.machine.values.includes('inside'));
+    // A later term, and the log compacted past the write: the follower must take a snapshot holding it.
+    old.node.transferLeadership(next.id);
+    await waitFor('the next leader', () => leaderOf(members) === next);
+    for (let i = 0; i < 12; i++) await next.node.propose(bytes(`n${i}`), AbortSignal.timeout(5000));
+    await waitFor('the new leader to compact past the write', () => next.store.memory.firstIndex() > next.machine.values.indexOf('inside') + 2);
+    network.setDropFilter(undefined);
+    await expect(write).rejects.toBeInstanceOf(OutcomeUnknownError);
+    await waitFor('the follower to install the snapshot', () => follower.machine.restores === 1);
+    expect(follower.node.lostProposalsRetried).toBe(0);
+    await next.node.propose(bytes('marker'), AbortSignal.timeout(5000));
+    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
+    for (const m of members) expect(count(m.machine.values, 'inside'), `member ${m.id.slice(0, 1)}`).toBe(1);
+  });
+
   // Regression (965be29): a member installing a snapshot from the leader must have the
   // state machine take the image BEFORE the Raft store records the snapshot. The other
   // way round, a member killed in between restarts with a log that says the snapshot is

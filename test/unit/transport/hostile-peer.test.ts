@@ -225,7 +225,7 @@ describe("a running member's peer listener over sockets", () => {
   });
 
   it('a forwarded proposal that is not a cairn command is committed and skipped; the member goes on (was: the Raft loop stopped for good)', async () => {
-    const garbage = makeMessage({ type: 'prop', from: learner, to: running.member.id, entries: [{ term: 0, index: 0, type: 'normal', data: Uint8Array.of(0xc1, 0xff, 0x00) }] });
+    const garbage = makeMessage({ type: 'prop', from: learner, to: running.member.id, logTerm: settled.term, entries: [{ term: 0, index: 0, type: 'normal', data: Uint8Array.of(0xc1, 0xff, 0x00) }] });
     expect((await post([garbage], learner)).status).toBe(204);
     // It takes a log index but no revision: wait until it is applied, then the member must still serve writes.
     const commitBefore = settled.appliedIndex;
@@ -240,7 +240,7 @@ describe("a running member's peer listener over sockets", () => {
   });
 
   it('a forwarded conf change that cannot be decoded is refused by the leader and never committed', async () => {
-    const garbage = makeMessage({ type: 'prop', from: learner, to: running.member.id, entries: [{ term: 0, index: 0, type: 'confChange', data: new TextEncoder().encode('{"type":"addNode"') }] });
+    const garbage = makeMessage({ type: 'prop', from: learner, to: running.member.id, logTerm: settled.term, entries: [{ term: 0, index: 0, type: 'confChange', data: new TextEncoder().encode('{"type":"addNode"') }] });
     expect((await post([garbage], learner)).status).toBe(204);
     await expectUnchangedAndAlive();
     expect((await app().inject({ url: '/readyz' })).statusCode).toBe(200);
