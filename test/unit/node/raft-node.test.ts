@@ -208,12 +208,24 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
 
   const count = (values: readonly string[], v: string): number => values.filter((x) => x === v).length;
 
-  it('a write forwarded to a leader that is cut off is proposed again to the next leader and applied once, before its deadline', async () => {
-    const members = await Promise.all(ids.map((id) => start(id)));
+  /** Three members with a leader, and a follower that knows it; `third` is the other follower. */
+  async function threeWithLeader(options: StartOptions = {}): Promise<{ members: TestMember[]; old: TestMember; follower: TestMember; third: TestMember }> {
+    const members = await Promise.all(ids.map((id) => start(id, options)));
     await waitFor('a leader', () => leaderOf(members) !== undefined);
     const old = leaderOf(members)!;
-    const follower = members.find((m) => m !== old)!;
+    const [follower, third] = members.filter((m) => m !== old);
     await waitFor('the follower to know the leader', () => follower.node.lead === old.id);
+    return { members, old, follower, third };
+  }
+
+  async function expectAppliedOnce(members: TestMember[], value: string, through: TestMember): Promise<void> {
+    await through.node.propose(bytes('marker'), AbortSignal.timeout(5000));
+    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
+    for (const m of members) expect(count(m.machine.values, value), `member ${m.id.slice(0, 1)}`).toBe(1);
+  }
+
+  it('a write forwarded to a leader that is cut off is proposed again to the next leader and applied once, before its deadline', async () => {
+    const { members, old, follower } = await threeWithLeader();
     network.isolate(old.id);
     // Forwarded to the old leader and lost with it: only a retry in the next term can apply it.
     const started = Date.now();
@@ -222,15 +234,11 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     expect(follower.node.lostProposalsRetried).toBeGreaterThan(0);
     expect(result).toBe(follower.machine.values.indexOf('once') + 1);
     network.heal();
-    await follower.node.propose(bytes('marker'), AbortSignal.timeout(5000));
-    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
-    for (const m of members) expect(count(m.machine.values, 'once'), `member ${m.id.slice(0, 1)}`).toBe(1);
+    await expectAppliedOnce(members, 'once', follower);
   });
 
   it("a leader's own write that is lost with its leadership is proposed again through the next leader and applied once", async () => {
-    const members = await Promise.all(ids.map((id) => start(id)));
-    await waitFor('a leader', () => leaderOf(members) !== undefined);
-    const old = leaderOf(members)!;
+    const { members, old } = await threeWithLeader();
     network.isolate(old.id);
     // Appended at the old leader in its term, never replicated: the next leader overwrites it.
     const write = old.node.propose(bytes('once'), AbortSignal.timeout(8000));
@@ -239,18 +247,11 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     network.heal();
     expect(await write).toBe(old.machine.values.indexOf('once') + 1);
     expect(old.node.lostProposalsRetried).toBeGreaterThan(0);
-    await old.node.propose(bytes('marker'), AbortSignal.timeout(5000));
-    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
-    for (const m of members) expect(count(m.machine.values, 'once'), `member ${m.id.slice(0, 1)}`).toBe(1);
+    await expectAppliedOnce(members, 'once', old);
   });
 
   it('a read waiting on a leader that hands over without a gap is asked again of the next leader', async () => {
-    const members = await Promise.all(ids.map((id) => start(id)));
-    await waitFor('a leader', () => leaderOf(members) !== undefined);
-    const old = leaderOf(members)!;
-    const follower = members.find((m) => m !== old)!;
-    const next = members.find((m) => m !== old && m !== follower)!;
-    await waitFor('the follower to know the leader', () => follower.node.lead === old.id);
+    const { old, follower, third: next } = await threeWithLeader();
     // The read to the old leader is lost, and the follower misses the election, so it
     // goes straight from the old leader to the next without a moment with no leader.
     network.setDropFilter((m) => (m.type === 'readIndex' && m.to === old.id) || (m.to === follower.id && (m.type === 'vote' || m.type === 'preVote')));
@@ -263,12 +264,7 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
   });
 
   it('a write that may be inside a snapshot the member installs is answered outcome-unknown, never proposed again', async () => {
-    const members = await Promise.all(ids.map((id) => start(id, { snapshotCount: 5, catchUp: 1 })));
-    await waitFor('a leader', () => leaderOf(members) !== undefined);
-    const old = leaderOf(members)!;
-    const follower = members.find((m) => m !== old)!;
-    const next = members.find((m) => m !== old && m !== follower)!;
-    await waitFor('the follower to know the leader', () => follower.node.lead === old.id);
+    const { members, old, follower, third: next } = await threeWithLeader({ snapshotCount: 5, catchUp: 1 });
     // The follower's write commits with the other two, but no append reaches the follower.
     network.setDropFilter((m) => m.to === follower.id && (m.type === 'app' || m.type === 'snap'));
     const write = follower.node.propose(bytes('inside'), AbortSignal.timeout(20_000));
@@ -282,9 +278,7 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     await expect(write).rejects.toBeInstanceOf(OutcomeUnknownError);
     await waitFor('the follower to install the snapshot', () => follower.machine.restores === 1);
     expect(follower.node.lostProposalsRetried).toBe(0);
-    await next.node.propose(bytes('marker'), AbortSignal.timeout(5000));
-    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
-    for (const m of members) expect(count(m.machine.values, 'inside'), `member ${m.id.slice(0, 1)}`).toBe(1);
+    await expectAppliedOnce(members, 'inside', next);
   });
 
   // Regression (965be29): a member installing a snapshot from the leader must have the
