@@ -178,6 +178,8 @@ export class RaftNode {
   /** Proposes a command; resolves with the state machine's result once this member applied it. */
   propose(command: Uint8Array, signal: AbortSignal): Promise<unknown> {
     this.throwIfUnusable();
+    // Waited so long to get here that its deadline passed: not proposed, so nothing happened.
+    if (signal.aborted) return Promise.reject(new NotAcceptedError('request deadline passed before it was proposed'));
     const requestId = `${this.id}.${this.incarnation}.${++this.requestCount}`;
     const data = packr.pack([requestId, command]);
     const done = this.proposals.add(requestId, signal, { term: this.raw.term, data });

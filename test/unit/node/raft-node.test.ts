@@ -250,6 +250,16 @@ describe('RaftNode: the loop over LevelDB and a transport', () => {
     await expectAppliedOnce(members, 'once', old);
   });
 
+  it('a write whose deadline passed before it was proposed is refused (nothing happened) and never applied', async () => {
+    const { members, old } = await threeWithLeader();
+    const expired = new AbortController();
+    expired.abort();
+    await expect(old.node.propose(bytes('late'), expired.signal)).rejects.toBeInstanceOf(NotAcceptedError);
+    await old.node.propose(bytes('marker'), AbortSignal.timeout(5000));
+    await waitFor('all to apply the marker', () => members.every((m) => m.machine.values.includes('marker')));
+    for (const m of members) expect(count(m.machine.values, 'late'), `member ${m.id.slice(0, 1)}`).toBe(0);
+  });
+
   it('a read waiting on a leader that hands over without a gap is asked again of the next leader', async () => {
     const { old, follower, third: next } = await threeWithLeader();
     // The read to the old leader is lost, and the follower misses the election, so it
