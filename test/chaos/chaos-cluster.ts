@@ -174,18 +174,34 @@ export class ChaosCluster {
     }
   }
 
-  /** Kills every member by pid, closes the proxies. Safe to call twice. */
+  /**
+   * Kills every member by pid, closes the proxies, drops the client connections (a
+   * request still open to a killed member has nothing to wait for). Safe to call twice;
+   * a step that does not finish within 10 s fails with its name instead of hanging.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.members.map((m) => m.process.kill('SIGKILL')));
-    await Promise.all(this.members.map((m) => m.proxy.close()));
-    await this.agent.close();
+    await bounded('the members to exit after SIGKILL', Promise.all(this.members.map((m) => m.process.kill('SIGKILL'))));
+    await bounded('the fault proxies to close', Promise.all(this.members.map((m) => m.proxy.close())));
+    await bounded('the client connections to close', this.agent.destroy());
   }
 
   /** The last lines of every member's output. */
   tails(lines = 30): string {
     return this.members.map((m) => m.process.tail(lines)).join('\n');
+  }
+}
+
+async function bounded(what: string, work: Promise<unknown>, limitMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`chaos cluster close: timed out after ${limitMs} ms waiting for ${what}`)), limitMs);
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkHistory, HistoryRecorder } from '../lin/index.js';
 import { ChaosCluster, pollUntil } from './chaos-cluster.js';
 import { crashSummaryLine, runCrashLoop } from './crash-loop.js';
-import { call } from './http.js';
+import { call, probe } from './http.js';
 import { Random } from './random.js';
 import { runScenario, summaryLine, type ScenarioReport } from './scenario.js';
 import { SCENARIO_KINDS } from './scenario-kinds.js';
@@ -64,10 +64,18 @@ describe('chaos: the checks can fail', () => {
       const agent = cluster.agent;
       const leader = await pollUntil('a leader', 10_000, () => cluster.leader());
       const cutOff = cluster.members.find((m) => m !== leader)!;
+      // What each member said of the leader at each step, for the failure message.
+      const steps: string[] = [];
+      const started = Date.now();
+      const step = async (what: string): Promise<void> => {
+        const views = await Promise.all(cluster.members.map((m) => probe(`${m.clientUrl}/v1/status`, { timeoutMs: 1000, agent }).then((a) => `${m.name}${m === cutOff ? ' (cut off)' : ''}: leader ${String(a?.body.leaderId)} term ${String((a?.body.header as { raftTerm?: number } | undefined)?.raftTerm)}`)));
+        steps.push(`${Date.now() - started} ms ${what}; ${views.join(', ')}`);
+      };
       const put = (value: string) => call(`${leader.clientUrl}/v1/kv/stale`, { method: 'PUT', body: value, timeoutMs: 5000, agent });
       const read = (serializable: boolean) => call(`${cutOff.clientUrl}/v1/kv/stale${serializable ? '?serializable=true' : ''}`, { timeoutMs: 3000, agent }).catch(() => undefined);
       expect((await put('v0')).status).toBe(200);
       await pollUntil('the member to hold v0', 10_000, async () => ((await read(true))?.body.kv as { value?: string } | undefined)?.value === 'v0' || undefined);
+      await step(`before the partition (leader ${leader.name})`);
       cluster.partition([[cutOff], cluster.members.filter((m) => m !== cutOff)]);
 
       const history = new HistoryRecorder();
@@ -77,7 +85,8 @@ describe('chaos: the checks can fail', () => {
       // A linearizable read on the cut-off member cannot be served: it fails or times out, never stale.
       const strict = history.invoke(1, { kind: 'get', key: 'stale' });
       const strictAnswer = await read(false);
-      expect(strictAnswer?.status).not.toBe(200);
+      await step(`linearizable read answered ${JSON.stringify(strictAnswer ?? 'nothing')}`);
+      expect(strictAnswer?.status, steps.join('\n')).not.toBe(200);
       history.fail(strict);
       expect(checkHistory(history.history()).verdict).toBe('linearizable');
       // A serializable read answers from the member's own, stale, state: the checker must catch it.
