@@ -86,7 +86,7 @@ export class ChaosCluster {
       }
       cluster = new ChaosCluster(members, options);
       for (const m of members) m.process.start();
-      await cluster.waitAllReady(60_000);
+      await cluster.waitStarted(30_000);
       await cluster.checkMemberIds();
       return cluster;
     } catch (error) {
@@ -159,6 +159,21 @@ export class ChaosCluster {
   /** Waits until every running member answers /readyz with 200 (has a leader, caught up). */
   async waitAllReady(timeoutMs: number): Promise<void> {
     await pollUntil(`every member ready`, timeoutMs, async () => {
+      const ready = await Promise.all(this.members.map((m) => this.isReady(m)));
+      return ready.every(Boolean) ? true : undefined;
+    });
+  }
+
+  /**
+   * Every member ready, or a clear error at once when one exits while starting (a port
+   * taken by another test between freePort() and the bind, say). Well inside a test's
+   * own timeout, so the caller closes what started: waiting the full 60 s here ran into
+   * the test timeout and left the other members running.
+   */
+  private async waitStarted(timeoutMs: number): Promise<void> {
+    await pollUntil(`every member ready`, timeoutMs, async () => {
+      const gone = this.members.find((m) => !m.process.running);
+      if (gone) throw new Error(`member ${gone.name} exited while the cluster started; its last output:\n${gone.process.tail(20)}`);
       const ready = await Promise.all(this.members.map((m) => this.isReady(m)));
       return ready.every(Boolean) ? true : undefined;
     });
