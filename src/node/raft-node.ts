@@ -182,10 +182,10 @@ export class RaftNode {
     if (signal.aborted) return Promise.reject(new NotAcceptedError('request deadline passed before it was proposed'));
     const requestId = `${this.id}.${this.incarnation}.${++this.requestCount}`;
     const data = packr.pack([requestId, command]);
+    // Proposing never changes the term: an accepted entry carries the term read here.
     const done = this.proposals.add(requestId, signal, { term: this.raw.term, data });
     const result = this.raw.propose(data);
-    if (result.accepted) this.proposals.retag(requestId, { term: this.raw.term, data });
-    else this.proposals.reject(requestId, new NotAcceptedError(result.reason));
+    if (!result.accepted) this.proposals.reject(requestId, new NotAcceptedError(result.reason));
     this.kick();
     return done;
   }
