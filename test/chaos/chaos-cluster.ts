@@ -86,7 +86,9 @@ export class ChaosCluster {
       }
       cluster = new ChaosCluster(members, options);
       for (const m of members) m.process.start();
-      await cluster.waitStarted(30_000);
+      // Well inside a test's own timeout, so that the catch below closes what started:
+      // waiting as long as the test ran into its timeout and left the members running.
+      await cluster.waitAllReady(30_000, { starting: true });
       await cluster.checkMemberIds();
       return cluster;
     } catch (error) {
@@ -156,23 +158,15 @@ export class ChaosCluster {
     return answer?.status === 200;
   }
 
-  /** Waits until every running member answers /readyz with 200 (has a leader, caught up). */
-  async waitAllReady(timeoutMs: number): Promise<void> {
-    await pollUntil(`every member ready`, timeoutMs, async () => {
-      const ready = await Promise.all(this.members.map((m) => this.isReady(m)));
-      return ready.every(Boolean) ? true : undefined;
-    });
-  }
-
   /**
-   * Every member ready, or a clear error at once when one exits while starting (a port
-   * taken by another test between freePort() and the bind, say). Well inside a test's
-   * own timeout, so the caller closes what started: waiting the full 60 s here ran into
-   * the test timeout and left the other members running.
+   * Waits until every running member answers /readyz with 200 (has a leader, caught up).
+   * `starting`: a member that exits meanwhile fails the wait at once, with its output (a
+   * port taken by another test between freePort() and the bind, say), rather than at the
+   * deadline.
    */
-  private async waitStarted(timeoutMs: number): Promise<void> {
+  async waitAllReady(timeoutMs: number, options: { starting?: boolean } = {}): Promise<void> {
     await pollUntil(`every member ready`, timeoutMs, async () => {
-      const gone = this.members.find((m) => !m.process.running);
+      const gone = options.starting ? this.members.find((m) => !m.process.running) : undefined;
       if (gone) throw new Error(`member ${gone.name} exited while the cluster started; its last output:\n${gone.process.tail(20)}`);
       const ready = await Promise.all(this.members.map((m) => this.isReady(m)));
       return ready.every(Boolean) ? true : undefined;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../../cluster/local-cluster.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor, waitForOnePendingWrite } from '../support/wait-for.js';
 
 // Real `cairn serve` processes (from the build in dist/) on free loopback ports,
 // with temporary data directories. Shorter timeouts than the defaults keep the
@@ -273,10 +273,7 @@ describe('a three-member cluster of real processes', () => {
     process.kill(pid, 'SIGSTOP');
     const started = Date.now();
     const put = fetch(url(via, '/v1/kv/inflight/once'), { method: 'PUT', body: 'v', signal: AbortSignal.timeout(15_000) });
-    await waitFor('the write to wait in the follower', async () => {
-      const metrics = await (await fetch(url(via, '/metrics'))).text();
-      return /^cairn_proposals_pending 1$/m.test(metrics) ? true : undefined;
-    }, 5_000);
+    await waitForOnePendingWrite(cluster.members[via].clientUrl);
     await cluster.stopMember(cluster.members[old].name, 'SIGKILL');
     const answer = await put;
     const tookMs = Date.now() - started;

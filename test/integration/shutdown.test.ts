@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../../cluster/local-cluster.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitForOnePendingWrite } from '../support/wait-for.js';
 
 // SIGTERM to a member whose write cannot finish (no quorum): the member answers the
 // write as unknown after its grace period and exits, even though the client keeps
@@ -44,10 +44,7 @@ describe('stopping a member with a write in flight', () => {
       paused.push(pid);
     }
     const put = request(`${url}/v1/kv/shutdown-check`, { method: 'PUT', body: 'v', dispatcher: agent }).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as { error: { code: string } } }));
-    await waitFor('the write to wait in the member', async () => {
-      const metrics = await (await fetch(`${url}/metrics`)).text();
-      return /^cairn_proposals_pending 1$/m.test(metrics) ? true : undefined;
-    }, 5_000);
+    await waitForOnePendingWrite(url);
     const started = Date.now();
     await cluster.stopMember(cluster.members[target].name, 'SIGTERM', 60_000);
     const tookMs = Date.now() - started;

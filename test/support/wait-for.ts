@@ -17,3 +17,11 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | Prom
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Waits until the member at `clientUrl` reports exactly one proposal waiting for its outcome (/metrics). */
+export async function waitForOnePendingWrite(clientUrl: string, deadlineMs = 5_000): Promise<void> {
+  await waitFor('the write to wait in the member', async () => {
+    const metrics = await (await fetch(`${clientUrl}/metrics`)).text();
+    return /^cairn_proposals_pending 1$/m.test(metrics) ? true : undefined;
+  }, deadlineMs);
+}
